@@ -1,0 +1,24 @@
+// The `cudnn` backend on cuDNN 9's RNN API (DESIGN.md §1). Issue 5 implements it; until then it reports clearly
+// why it cannot run.
+#include <string>
+
+#include "../backend.h"
+#include "../detail.h"
+
+namespace culstm {
+
+Status make_cudnn_backend(const LstmSpec& /*spec*/, const Weights& /*weights*/, const ModelOptions& options,
+                          std::unique_ptr<BackendImpl>* /*out*/) {
+  std::string why;
+  if (!backend_available(Backend::kCudnn, &why)) {
+    return detail::error(StatusCode::kBackendUnavailable, "backend cudnn: ", why);
+  }
+  const int devices = cuda_device_count(nullptr);
+  if (options.device >= devices) {
+    return detail::error(StatusCode::kInvalidArgument, "options.device: expected a device ordinal in [0, ", devices - 1,
+                         "], got ", options.device);
+  }
+  return detail::error(StatusCode::kNotImplemented, "backend cudnn: not implemented yet");
+}
+
+}  // namespace culstm

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Behaviour of the `culstm` program: commands work, and every bad command line or file gets a one-line error and a
+non-zero exit (2 for a bad command line, 1 otherwise), never a crash. Standard library only.
+
+usage: cli_test.py PATH_TO_CULSTM WORK_DIR
+"""
+import os
+import struct
+import subprocess
+import sys
+
+CULSTM, WORK = sys.argv[1], sys.argv[2]
+os.makedirs(WORK, exist_ok=True)
+failures = []
+passed = 0
+
+
+def path(name):
+    return os.path.join(WORK, name)
+
+
+def run(*args):
+    p = subprocess.run([CULSTM, *args], capture_output=True, text=True, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def expect(name, args, code, stdout_has=None, stderr_has=None):
+    global passed
+    rc, out, err = run(*args)
+    problems = []
+    if rc != code:
+        problems.append(f"exit {rc}, expected {code}")
+    if rc < 0:
+        problems.append(f"killed by signal {-rc}")
+    if stdout_has and stdout_has not in out:
+        problems.append(f"stdout lacks {stdout_has!r}")
+    if stderr_has and stderr_has not in err:
+        problems.append(f"stderr lacks {stderr_has!r}")
+    if code != 0 and len(err.strip().splitlines()) != 1:
+        problems.append(f"expected a one-line error, got {len(err.strip().splitlines())} lines")
+    if problems:
+        failures.append(f"{name}: {'; '.join(problems)}\n  args: {args}\n  stdout: {out[-2000:]}\n  stderr: {err[-2000:]}")
+    else:
+        passed += 1
+    return out
+
+
+def write_npy(name, descr, shape, payload):
+    header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (
+        descr, "".join(f"{d}, " for d in shape) if len(shape) != 1 else f"{shape[0]},")
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    with open(path(name), "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + payload)
+
+
+def read_npy_shape(name):
+    with open(path(name), "rb") as f:
+        data = f.read()
+    assert data[:6] == b"\x93NUMPY", "bad magic"
+    hlen = struct.unpack("<H", data[8:10])[0]
+    header = data[10:10 + hlen].decode()
+    shape_text = header.split("'shape': (")[1].split(")")[0]
+    return tuple(int(v) for v in shape_text.replace(" ", "").split(",") if v), len(data) - 10 - hlen
+
+
+# --- commands that work -----------------------------------------------------------------------------------------
+expect("help", ["help"], 0, stdout_has="usage: culstm")
+expect("info", ["info"], 0, stdout_has="backend reference available")
+expect("check default", ["check"], 0, stdout_has="reference")
+expect("check options", ["check", "--config", "input=3,hidden=5,proj=2,layers=2,dir=rev,peepholes=1,gate_clip=2,"
+       "cell_clip=1,gate_act=hard_sigmoid:0.2:0.5,input_forget=1,batch=3,steps=4,dtype=bf16"], 0,
+       stdout_has="reference")
+expect("plan", ["plan", "--config", "layers=3,dir=bi"], 0, stdout_has="layer 2 direction 1")
+cfg = "input=6,hidden=10,proj=4,layers=2,dir=bi,batch=3,steps=7,lengths=mixed"
+expect("make-example", ["make-example", "--config", cfg, "--weights", path("m.safetensors"), "--input", path("x.npy"),
+       "--lengths", path("len.npy"), "--h0", path("h0.npy"), "--c0", path("c0.npy")], 0, stdout_has="wrote")
+expect("run", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--lengths", path("len.npy"),
+       "--h0", path("h0.npy"), "--c0", path("c0.npy"), "--output", path("y.npy"), "--hn", path("hn.npy"),
+       "--cn", path("cn.npy"), "--backend", "reference"], 0, stdout_has="ran")
+if not failures:
+    shape, nbytes = read_npy_shape("y.npy")
+    if shape != (7, 3, 8) or nbytes != 7 * 3 * 8 * 4:
+        failures.append(f"y.npy: expected shape (7, 3, 8) f32, got {shape} with {nbytes} bytes")
+    shape, _ = read_npy_shape("hn.npy")
+    if shape != (4, 3, 4):
+        failures.append(f"hn.npy: expected shape (4, 3, 4), got {shape}")
+    shape, _ = read_npy_shape("cn.npy")
+    if shape != (4, 3, 10):
+        failures.append(f"cn.npy: expected shape (4, 3, 10), got {shape}")
+    # Deterministic: a second run writes the same bytes.
+    expect("run again", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--lengths",
+           path("len.npy"), "--h0", path("h0.npy"), "--c0", path("c0.npy"), "--output", path("y2.npy"),
+           "--backend", "reference"], 0)
+    if open(path("y.npy"), "rb").read() != open(path("y2.npy"), "rb").read():
+        failures.append("run is not deterministic: y.npy != y2.npy")
+expect("run auto with dtype", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--output",
+       path("y16.npy"), "--dtype", "f16"], 0)
+
+# --- bad command lines: exit 2 ----------------------------------------------------------------------------------
+expect("no command", [], 2)
+expect("unknown command", ["frobnicate"], 2, stderr_has="unknown command")
+expect("unknown option", ["check", "--bogus"], 2, stderr_has="unknown option")
+expect("missing value", ["check", "--config"], 2, stderr_has="missing value")
+expect("bad config key", ["check", "--config", "hiddn=4"], 2, stderr_has="unknown key")
+expect("bad config number", ["check", "--config", "hidden=abc"], 2, stderr_has="not an integer")
+expect("bad activation", ["plan", "--config", "gate_act=swish"], 2, stderr_has="gate_act")
+expect("run missing weights", ["run", "--input", path("x.npy"), "--output", path("y.npy")], 2,
+       stderr_has="--weights")
+expect("bad backend", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--output",
+       path("y.npy"), "--backend", "tpu"], 2, stderr_has="backend")
+expect("bad dtype", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--output", path("y.npy"),
+       "--dtype", "f8"], 2, stderr_has="dtype")
+
+# --- bad specs and files: exit 1 --------------------------------------------------------------------------------
+expect("invalid spec", ["check", "--config", "hidden=4,proj=4"], 1, stderr_has="InvalidSpec")
+expect("missing input file", ["run", "--weights", path("m.safetensors"), "--input", path("nope.npy"), "--output",
+       path("y.npy")], 1, stderr_has="IoError")
+with open(path("m.safetensors"), "rb") as f:
+    model_bytes = f.read()
+with open(path("truncated.safetensors"), "wb") as f:
+    f.write(model_bytes[: len(model_bytes) // 2])
+expect("truncated weights", ["run", "--weights", path("truncated.safetensors"), "--input", path("x.npy"),
+       "--output", path("y.npy")], 1, stderr_has="FormatError")
+with open(path("garbage.safetensors"), "wb") as f:
+    f.write(b"\xff" * 64)
+expect("garbage weights", ["run", "--weights", path("garbage.safetensors"), "--input", path("x.npy"), "--output",
+       path("y.npy")], 1, stderr_has="FormatError")
+with open(path("garbage.npy"), "wb") as f:
+    f.write(b"\x93NUMPY\x01\x00\xff\xff{'descr'")
+expect("garbage input", ["run", "--weights", path("m.safetensors"), "--input", path("garbage.npy"), "--output",
+       path("y.npy")], 1, stderr_has="FormatError")
+write_npy("x_wrong.npy", "<f4", (7, 3, 5), b"\0" * (7 * 3 * 5 * 4))
+expect("wrong input features", ["run", "--weights", path("m.safetensors"), "--input", path("x_wrong.npy"),
+       "--output", path("y.npy")], 1, stderr_has="ShapeMismatch")
+write_npy("x_rank2.npy", "<f4", (7, 18), b"\0" * (7 * 18 * 4))
+expect("rank-2 input", ["run", "--weights", path("m.safetensors"), "--input", path("x_rank2.npy"), "--output",
+       path("y.npy")], 1, stderr_has="ShapeMismatch")
+write_npy("len_bad.npy", "<i4", (3,), struct.pack("<3i", 7, 8, 1))
+expect("length above T", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--lengths",
+       path("len_bad.npy"), "--output", path("y.npy")], 1, stderr_has="LengthOutOfRange")
+write_npy("len_count.npy", "<i4", (2,), struct.pack("<2i", 7, 1))
+expect("lengths count", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--lengths",
+       path("len_count.npy"), "--output", path("y.npy")], 1, stderr_has="ShapeMismatch")
+write_npy("len_float.npy", "<f4", (3,), struct.pack("<3f", 7, 1, 1))
+expect("float lengths", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--lengths",
+       path("len_float.npy"), "--output", path("y.npy")], 1, stderr_has="DtypeMismatch")
+write_npy("h0_bad.npy", "<f4", (4, 3, 10), b"\0" * (4 * 3 * 10 * 4))
+expect("h0 wrong size", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--h0",
+       path("h0_bad.npy"), "--output", path("y.npy")], 1, stderr_has="--h0")
+expect("output dir missing", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--output",
+       path("no/such/dir/y.npy")], 1, stderr_has="IoError")
+
+print(f"cli: {passed} passed, {len(failures)} failed")
+for f in failures:
+    print("FAIL", f)
+sys.exit(1 if failures else 0)
