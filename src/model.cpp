@@ -14,8 +14,8 @@ using detail::str;
 Status check_options(const ModelOptions& options) {
   const int b = static_cast<int>(options.backend);
   if (b < 0 || b > 3) {
-    return error(StatusCode::kInvalidArgument, "options.backend: expected auto(0), reference(1), cuda(2) or cudnn(3), got ",
-                 b);
+    return error(StatusCode::kInvalidArgument,
+                 "options.backend: expected auto(0), reference(1), cuda(2) or cudnn(3), got ", b);
   }
   if (options.max_batch < 1 || options.max_batch > (std::int64_t{1} << 24)) {
     return error(StatusCode::kInvalidArgument, "options.max_batch: expected a value in [1, 16777216], got ",
@@ -58,15 +58,25 @@ const char* backend_name(Backend b) noexcept {
 std::string Plan::explain() const {
   std::string out = str("backend: ", backend_name(backend_), "\n", summary_, "\n");
   for (const PlanStep& s : steps_) {
+    const std::string slice =
+        s.workspace_bytes ? str(" workspace=[", s.workspace_offset, ", +", s.workspace_bytes, ")") : std::string();
     out += str("  layer ", s.layer, " direction ", s.direction, s.reversed ? " (reverse)" : " (forward)",
-               ": engine=", s.engine, " workspace=[", s.workspace_offset, ", +", s.workspace_bytes, ") ", s.reason,
-               "\n");
+               ": engine=", s.engine, slice, ": ", s.reason, "\n");
   }
   return out;
 }
 
 Status Model::create(const LstmSpec& spec, const Weights& weights, const ModelOptions& options,
                      std::shared_ptr<const Model>* out) {
+  try {
+    return create_model(spec, weights, options, out);
+  } catch (const std::exception& e) {  // std::bad_alloc while copying weights must not cross the API
+    return error(StatusCode::kInternal, "Model::create: unexpected exception: ", e.what());
+  }
+}
+
+Status Model::create_model(const LstmSpec& spec, const Weights& weights, const ModelOptions& options,
+                           std::shared_ptr<const Model>* out) {
   if (out == nullptr) return error(StatusCode::kNullPointer, "out: the Model output pointer is null");
   CULSTM_RETURN_IF_ERROR(spec.validate());
   CULSTM_RETURN_IF_ERROR(check_options(options));
@@ -96,10 +106,18 @@ Status Model::create(const LstmSpec& spec, const Weights& weights, const ModelOp
 
 Model::~Model() = default;
 
-const LstmSpec& Model::spec() const noexcept { return spec_; }
-const ModelOptions& Model::options() const noexcept { return options_; }
-Backend Model::backend() const noexcept { return impl_->kind(); }
-const Plan& Model::plan() const noexcept { return impl_->plan(); }
+const LstmSpec& Model::spec() const noexcept {
+  return spec_;
+}
+const ModelOptions& Model::options() const noexcept {
+  return options_;
+}
+Backend Model::backend() const noexcept {
+  return impl_->kind();
+}
+const Plan& Model::plan() const noexcept {
+  return impl_->plan();
+}
 
 Status Model::workspace_size(std::int64_t batch, std::int64_t seq_len, std::size_t* bytes) const {
   if (bytes == nullptr) return error(StatusCode::kNullPointer, "bytes: the output pointer is null");
@@ -110,17 +128,25 @@ Status Model::workspace_size(std::int64_t batch, std::int64_t seq_len, std::size
 
 Status Context::create(const Model& model, std::unique_ptr<Context>* out) {
   if (out == nullptr) return error(StatusCode::kNullPointer, "out: the Context output pointer is null");
-  std::unique_ptr<ContextImpl> impl;
-  CULSTM_RETURN_IF_ERROR(model.impl().create_context(model.options().device, &impl));
-  std::unique_ptr<Context> ctx(new Context());
-  ctx->impl_ = std::move(impl);
-  *out = std::move(ctx);
-  return Status::Ok();
+  try {
+    std::unique_ptr<ContextImpl> impl;
+    CULSTM_RETURN_IF_ERROR(model.impl().create_context(model.options().device, &impl));
+    std::unique_ptr<Context> ctx(new Context());
+    ctx->impl_ = std::move(impl);
+    *out = std::move(ctx);
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    return error(StatusCode::kInternal, "Context::create: unexpected exception: ", e.what());
+  }
 }
 
 Context::~Context() = default;
-Backend Context::backend() const noexcept { return impl_->backend(); }
-int Context::device() const noexcept { return impl_->device(); }
+Backend Context::backend() const noexcept {
+  return impl_->backend();
+}
+int Context::device() const noexcept {
+  return impl_->device();
+}
 
 Status forward(Context& ctx, const Model& model, const ForwardArgs& args, Stream stream) {
   const BackendImpl& impl = model.impl();
@@ -141,6 +167,8 @@ Status forward(Context& ctx, const Model& model, const ForwardArgs& args, Stream
   }
 }
 
-const char* version() noexcept { return CULSTM_VERSION_STRING; }
+const char* version() noexcept {
+  return CULSTM_VERSION_STRING;
+}
 
 }  // namespace culstm

@@ -52,8 +52,9 @@ Status LstmSpec::validate() const {
   CULSTM_RETURN_IF_ERROR(check_size("input_size", input_size, 1));
   CULSTM_RETURN_IF_ERROR(check_size("hidden_size", hidden_size, 1));
   if (proj_size < 0 || (proj_size > 0 && proj_size >= hidden_size)) {
-    return error(StatusCode::kInvalidSpec, "proj_size: expected 0 (no projection) or a value in [1, hidden_size - 1 = ",
-                 hidden_size - 1, "], got ", proj_size);
+    return error(StatusCode::kInvalidSpec,
+                 "proj_size: expected 0 (no projection) or a value in [1, hidden_size - 1 = ", hidden_size - 1,
+                 "], got ", proj_size);
   }
   if (num_layers < 1 || num_layers > 1024) {
     return error(StatusCode::kInvalidSpec, "num_layers: expected a value in [1, 1024], got ", num_layers);
@@ -99,10 +100,8 @@ std::string LstmSpec::describe() const {
         return detail::str(activation_kind_name(a.kind), "(", a.alpha, ",", a.beta, ")");
       case ActivationKind::kLeakyRelu:
       case ActivationKind::kThresholdedRelu:
-      case ActivationKind::kElu:
-        return detail::str(activation_kind_name(a.kind), "(", a.alpha, ")");
-      default:
-        return std::string(activation_kind_name(a.kind));
+      case ActivationKind::kElu: return detail::str(activation_kind_name(a.kind), "(", a.alpha, ")");
+      default: return std::string(activation_kind_name(a.kind));
     }
   };
   std::string s = detail::str("I=", input_size, " H=", hidden_size, " P=", proj_size, " L=", num_layers, " ",

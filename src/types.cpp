@@ -1,7 +1,8 @@
+#include "culstm/types.h"
+
 #include <algorithm>
 
 #include "culstm/spec.h"
-#include "culstm/types.h"
 
 namespace culstm {
 

@@ -65,8 +65,8 @@ Status check_model_limits(const ModelOptions& options, std::int64_t batch, std::
                  ", got ", batch);
   }
   if (seq_len > options.max_seq_len) {
-    return error(StatusCode::kExceedsModelLimit, "seq_len: expected <= the model's max_seq_len ",
-                 options.max_seq_len, ", got ", seq_len);
+    return error(StatusCode::kExceedsModelLimit, "seq_len: expected <= the model's max_seq_len ", options.max_seq_len,
+                 ", got ", seq_len);
   }
   return Status::Ok();
 }
@@ -85,8 +85,8 @@ Status validate_forward_args(const LstmSpec& spec, const ModelOptions& options, 
   }
   const bool batch_major = spec.layout == BatchLayout::kBatchMajor;
   if (x.rank != 3 || x.shape[2] != spec.input_size) {
-    return error(StatusCode::kShapeMismatch, "x: expected shape ", batch_major ? "[B, T, " : "[T, B, ",
-                 spec.input_size, "], got ", shape_string(x));
+    return error(StatusCode::kShapeMismatch, "x: expected shape ", batch_major ? "[B, T, " : "[T, B, ", spec.input_size,
+                 "], got ", shape_string(x));
   }
   const std::int64_t T = batch_major ? x.shape[1] : x.shape[0];
   const std::int64_t B = batch_major ? x.shape[0] : x.shape[1];
@@ -117,8 +117,8 @@ Status validate_forward_args(const LstmSpec& spec, const ModelOptions& options, 
   const std::int64_t H = spec.hidden_size, R = spec.recurrent_size(), Y = spec.output_size();
   CULSTM_RETURN_IF_ERROR(check_tensor("h0", args.h0, false, spec.dtype, data_memory, LD, B, R));
   CULSTM_RETURN_IF_ERROR(check_tensor("c0", args.c0, false, spec.dtype, data_memory, LD, B, H));
-  CULSTM_RETURN_IF_ERROR(check_tensor("y", args.y, false, spec.dtype, data_memory, batch_major ? B : T,
-                                      batch_major ? T : B, Y));
+  CULSTM_RETURN_IF_ERROR(
+      check_tensor("y", args.y, false, spec.dtype, data_memory, batch_major ? B : T, batch_major ? T : B, Y));
   CULSTM_RETURN_IF_ERROR(check_tensor("h_n", args.h_n, false, spec.dtype, data_memory, LD, B, R));
   CULSTM_RETURN_IF_ERROR(check_tensor("c_n", args.c_n, false, spec.dtype, data_memory, LD, B, H));
 
@@ -142,8 +142,8 @@ Status validate_forward_args(const LstmSpec& spec, const ModelOptions& options, 
 
   const std::size_t need = backend.workspace_size(B, T);
   if (args.workspace_bytes < need) {
-    return error(StatusCode::kWorkspaceTooSmall, "workspace_bytes: expected >= ", need, " (workspace_size(", B, ", ",
-                 T, ")), got ", args.workspace_bytes);
+    return error(StatusCode::kWorkspaceTooSmall, "workspace_bytes: expected >= ", need, " (workspace_size(", B, ", ", T,
+                 ")), got ", args.workspace_bytes);
   }
   if (need > 0 && args.workspace == nullptr) {
     return error(StatusCode::kNullPointer, "workspace: data is null but ", need, " bytes are required");

@@ -59,15 +59,16 @@ Status Weights::check_against(const LstmSpec& spec) const {
         const std::int64_t want = t.present ? t.rows * t.cols : 0;
         const auto got = static_cast<std::int64_t>(t.values->size());
         if (got != want) {
-          return detail::error(StatusCode::kShapeMismatch, "weights layer ", l, " direction ", d, " ", t.name,
-                               ": expected ", want, " values", t.present ? detail::str(" ([", t.rows, ", ", t.cols, "])")
-                                                                        : std::string(" (not used by this spec)"),
-                               ", got ", got);
+          return detail::error(
+              StatusCode::kShapeMismatch, "weights layer ", l, " direction ", d, " ", t.name, ": expected ", want,
+              " values",
+              t.present ? detail::str(" ([", t.rows, ", ", t.cols, "])") : std::string(" (not used by this spec)"),
+              ", got ", got);
         }
         for (std::size_t k = 0; k < t.values->size(); ++k) {
           if (!std::isfinite((*t.values)[k])) {
-            return detail::error(StatusCode::kInvalidArgument, "weights layer ", l, " direction ", d, " ", t.name,
-                                 "[", k, "]: expected a finite value, got ", (*t.values)[k]);
+            return detail::error(StatusCode::kInvalidArgument, "weights layer ", l, " direction ", d, " ", t.name, "[",
+                                 k, "]: expected a finite value, got ", (*t.values)[k]);
           }
         }
       }

@@ -1,14 +1,14 @@
 // Helpers shared by the unit and GPU tests: random specs' weights and inputs, and a one-call host forward.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdint>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "culstm/culstm.hpp"
 

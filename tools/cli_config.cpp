@@ -45,7 +45,8 @@ Status parse_activation(const std::string& key, const std::string& value, Activa
   if (parts.size() > 3 || !activation_kind_from_name(parts[0].c_str(), &kind)) {
     return error(StatusCode::kInvalidArgument, "--config ", key,
                  ": expected an activation name[:alpha[:beta]] (sigmoid, tanh, relu, affine, leaky_relu, "
-                 "thresholded_relu, scaled_tanh, hard_sigmoid, elu, softsign, softplus), got '", value, "'");
+                 "thresholded_relu, scaled_tanh, hard_sigmoid, elu, softsign, softplus), got '",
+                 value, "'");
   }
   // Start from the kind's documented defaults, then apply the given parameters.
   switch (kind) {
@@ -132,7 +133,8 @@ Status apply_config(const std::string& text, RunConfig* config) {
     std::int64_t n = 0;
     float f = 0.0f;
     auto need_int = [&](std::int64_t* dst) -> Status {
-      if (!parse_int(value, &n)) return error(StatusCode::kInvalidArgument, "--config ", key, ": '", value, "' is not an integer");
+      if (!parse_int(value, &n))
+        return error(StatusCode::kInvalidArgument, "--config ", key, ": '", value, "' is not an integer");
       *dst = n;
       return Status::Ok();
     };
@@ -145,7 +147,8 @@ Status apply_config(const std::string& text, RunConfig* config) {
     } else if (key == "layers") {
       std::int64_t layers = 0;
       CULSTM_RETURN_IF_ERROR(need_int(&layers));
-      if (layers < 0 || layers > 1 << 20) return error(StatusCode::kInvalidArgument, "--config layers: out of range: ", value);
+      if (layers < 0 || layers > 1 << 20)
+        return error(StatusCode::kInvalidArgument, "--config layers: out of range: ", value);
       s.num_layers = static_cast<int>(layers);
     } else if (key == "dir") {
       if (value == "fwd" || value == "forward") {
@@ -182,7 +185,8 @@ Status apply_config(const std::string& text, RunConfig* config) {
     } else if (key == "input_forget") {
       CULSTM_RETURN_IF_ERROR(parse_bool(key, value, &s.input_forget));
     } else if (key == "gate_clip" || key == "cell_clip") {
-      if (!parse_float(value, &f)) return error(StatusCode::kInvalidArgument, "--config ", key, ": '", value, "' is not a number");
+      if (!parse_float(value, &f))
+        return error(StatusCode::kInvalidArgument, "--config ", key, ": '", value, "' is not a number");
       (key == "gate_clip" ? s.gate_clip : s.cell_clip) = f;
     } else if (key == "gate_act") {
       CULSTM_RETURN_IF_ERROR(parse_activation(key, value, &s.gate_activation));

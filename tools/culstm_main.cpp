@@ -216,8 +216,8 @@ Status cmd_run(const Args& args) {
   if (args.has("--c0")) CULSTM_RETURN_IF_ERROR(load_npy_f32(args.get("--c0"), &state, &in.c0));
   const std::int64_t LD = static_cast<std::int64_t>(spec.num_layers) * spec.num_directions();
   if (!in.h0.empty() && in.h0.size() != static_cast<std::size_t>(LD * in.batch * spec.recurrent_size())) {
-    return error(StatusCode::kShapeMismatch, "--h0: expected [", LD, ", ", in.batch, ", ", spec.recurrent_size(),
-                 "] (", LD * in.batch * spec.recurrent_size(), " values), got ", in.h0.size(), " values");
+    return error(StatusCode::kShapeMismatch, "--h0: expected [", LD, ", ", in.batch, ", ", spec.recurrent_size(), "] (",
+                 LD * in.batch * spec.recurrent_size(), " values), got ", in.h0.size(), " values");
   }
   if (!in.c0.empty() && in.c0.size() != static_cast<std::size_t>(LD * in.batch * spec.hidden_size)) {
     return error(StatusCode::kShapeMismatch, "--c0: expected [", LD, ", ", in.batch, ", ", spec.hidden_size, "] (",
@@ -233,7 +233,7 @@ Status cmd_run(const Args& args) {
   if (options.backend == Backend::kAuto && model->backend() == Backend::kReference) {
     std::string why;
     backend_available(Backend::kCuda, &why);
-    std::fprintf(stderr, "culstm: note: running on the CPU reference backend (%s)\n",
+    std::printf("culstm: note: running on the CPU reference backend (%s)\n",
                  why.empty() ? "the GPU backend cannot serve this model yet" : why.c_str());
   }
   HostOutputs out;
@@ -316,7 +316,8 @@ Status cmd_check(const Args& args, int* exit_code) {
   for (Backend b : {Backend::kCuda, Backend::kCudnn}) {
     std::string why;
     if (!backend_available(b, &why)) {
-      std::printf("%-10s %-12s %-12s %-12s %-12s %-8s %s\n", backend_name(b), "-", "-", "-", "-", "skipped", why.c_str());
+      std::printf("%-10s %-12s %-12s %-12s %-12s %-8s %s\n", backend_name(b), "-", "-", "-", "-", "skipped",
+                  why.c_str());
       continue;
     }
     options.backend = b;
@@ -332,8 +333,8 @@ Status cmd_check(const Args& args, int* exit_code) {
     any_gpu = true;
     const Errors ey = compare(got.y, want.y), eh = compare(got.h_n, want.h_n), ec = compare(got.c_n, want.c_n);
     const double tol = tolerance(config.spec);
-    const bool pass = ey.all_finite && eh.all_finite && ec.all_finite && ey.rel_l2 <= tol && eh.rel_l2 <= tol &&
-                      ec.rel_l2 <= tol;
+    const bool pass =
+        ey.all_finite && eh.all_finite && ec.all_finite && ey.rel_l2 <= tol && eh.rel_l2 <= tol && ec.rel_l2 <= tol;
     all_pass = all_pass && pass;
     std::printf("%-10s %-12.3e %-12.3e %-12.3e %-12.3e %-8s %s\n", backend_name(b), ey.rel_l2, ey.max_abs, eh.rel_l2,
                 ec.rel_l2, pass ? "pass" : "FAIL",
@@ -378,8 +379,9 @@ Status cmd_make_example(const Args& args) {
   CULSTM_RETURN_IF_ERROR(io::save_model_file(args.get("--weights"), config.spec, weights));
   const bool batch_major = config.spec.layout == BatchLayout::kBatchMajor;
   CULSTM_RETURN_IF_ERROR(write_f32(args.get("--input"), in.x,
-                                   batch_major ? std::vector<std::int64_t>{in.batch, in.steps, config.spec.input_size}
-                                               : std::vector<std::int64_t>{in.steps, in.batch, config.spec.input_size}));
+                                   batch_major
+                                       ? std::vector<std::int64_t>{in.batch, in.steps, config.spec.input_size}
+                                       : std::vector<std::int64_t>{in.steps, in.batch, config.spec.input_size}));
   if (args.has("--lengths")) {
     std::vector<std::int32_t> lengths = in.lengths;
     if (lengths.empty()) lengths.assign(static_cast<std::size_t>(in.batch), static_cast<std::int32_t>(in.steps));
@@ -404,7 +406,7 @@ Status cmd_make_example(const Args& args) {
 
 int dispatch(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "%s", kUsage);
+    std::fprintf(stderr, "culstm: error: missing command (try `culstm help`)\n");
     return kExitUsage;
   }
   const std::string command = argv[1];

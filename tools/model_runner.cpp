@@ -104,7 +104,8 @@ Status run_model(const Model& model, const HostInputs& in, HostOutputs* out, flo
   args.x = batch_major ? TensorView(x.data(), dt, memory, {B, T, spec.input_size})
                        : TensorView(x.data(), dt, memory, {T, B, spec.input_size});
   std::vector<std::int32_t> lengths = in.lengths;
-  if (!lengths.empty()) args.lengths = TensorView::host(lengths.data(), DType::kI32, {static_cast<std::int64_t>(lengths.size())});
+  if (!lengths.empty())
+    args.lengths = TensorView::host(lengths.data(), DType::kI32, {static_cast<std::int64_t>(lengths.size())});
   if (!in.h0.empty()) args.h0 = TensorView(h0.data(), dt, memory, {LD, B, R});
   if (!in.c0.empty()) args.c0 = TensorView(c0.data(), dt, memory, {LD, B, H});
   args.y = batch_major ? TensorView(y.data(), dt, memory, {B, T, Y}) : TensorView(y.data(), dt, memory, {T, B, Y});

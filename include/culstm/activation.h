@@ -29,9 +29,7 @@ struct Activation {
   static constexpr Activation relu() { return {ActivationKind::kRelu, 0.0f, 0.0f}; }
   static constexpr Activation affine(float a, float b) { return {ActivationKind::kAffine, a, b}; }
   static constexpr Activation leaky_relu(float a = 0.01f) { return {ActivationKind::kLeakyRelu, a, 0.0f}; }
-  static constexpr Activation thresholded_relu(float a = 1.0f) {
-    return {ActivationKind::kThresholdedRelu, a, 0.0f};
-  }
+  static constexpr Activation thresholded_relu(float a = 1.0f) { return {ActivationKind::kThresholdedRelu, a, 0.0f}; }
   static constexpr Activation scaled_tanh(float a = 1.0f, float b = 1.0f) {
     return {ActivationKind::kScaledTanh, a, b};
   }

@@ -36,18 +36,18 @@ int cuda_device_count(std::string* why = nullptr);
 
 struct ModelOptions {
   Backend backend = Backend::kAuto;
-  int device = 0;                  // CUDA device ordinal (GPU backends)
-  std::int64_t max_batch = 64;     // forward() refuses larger batches; workspace and plans are sized for these
+  int device = 0;               // CUDA device ordinal (GPU backends)
+  std::int64_t max_batch = 64;  // forward() refuses larger batches; workspace and plans are sized for these
   std::int64_t max_seq_len = 4096;
 };
 
 // The schedule: per layer and direction, which engine runs the recurrence, its workspace slice, and why.
 struct PlanStep {
   int layer = 0;
-  int direction = 0;          // 0..D-1
-  bool reversed = false;      // runs t = len-1 .. 0
-  std::string engine;         // "reference", "stepwise", "persistent", "cudnn"
-  std::string reason;         // why that engine
+  int direction = 0;                 // 0..D-1
+  bool reversed = false;             // runs t = len-1 .. 0
+  std::string engine;                // "reference", "stepwise", "persistent", "cudnn"
+  std::string reason;                // why that engine
   std::size_t workspace_offset = 0;  // bytes, for the plan's (max_batch, max_seq_len)
   std::size_t workspace_bytes = 0;
 };
@@ -112,6 +112,8 @@ class Model {
 
  private:
   Model() = default;
+  static Status create_model(const LstmSpec& spec, const Weights& weights, const ModelOptions& options,
+                             std::shared_ptr<const Model>* out);
   LstmSpec spec_;
   ModelOptions options_;
   std::unique_ptr<BackendImpl> impl_;

@@ -17,21 +17,21 @@ enum class BatchLayout : int {
   kBatchMajor = 1,  // x [B, T, I], y [B, T, D*R]  (PyTorch batch_first=True, ONNX layout=1)
 };
 enum class MathMode : int {
-  kStrictF32 = 0,   // f32 GEMMs never use tf32
-  kAllowTF32 = 1,   // f32 GEMMs may use tf32 tensor cores
+  kStrictF32 = 0,  // f32 GEMMs never use tf32
+  kAllowTF32 = 1,  // f32 GEMMs may use tf32 tensor cores
 };
 
-const char* direction_name(Direction d) noexcept;      // "forward", "reverse", "bidirectional"
-const char* layout_name(BatchLayout l) noexcept;        // "seq_major", "batch_major"
-const char* math_mode_name(MathMode m) noexcept;        // "strict_f32", "allow_tf32"
+const char* direction_name(Direction d) noexcept;  // "forward", "reverse", "bidirectional"
+const char* layout_name(BatchLayout l) noexcept;   // "seq_major", "batch_major"
+const char* math_mode_name(MathMode m) noexcept;   // "strict_f32", "allow_tf32"
 
 struct LstmSpec {
-  std::int64_t input_size = 0;    // I: features of x
-  std::int64_t hidden_size = 0;   // H: cell size
-  std::int64_t proj_size = 0;     // P: 0 = no projection; else h = W_hr (o * ha(c)), 0 < P < H (PyTorch rule)
-  int num_layers = 1;             // L
+  std::int64_t input_size = 0;   // I: features of x
+  std::int64_t hidden_size = 0;  // H: cell size
+  std::int64_t proj_size = 0;    // P: 0 = no projection; else h = W_hr (o * ha(c)), 0 < P < H (PyTorch rule)
+  int num_layers = 1;            // L
   Direction direction = Direction::kForward;
-  bool bias = true;               // b_ih and b_hh present
+  bool bias = true;  // b_ih and b_hh present
   BatchLayout layout = BatchLayout::kSeqMajor;
 
   Activation gate_activation = Activation::sigmoid();  // fa: i, f, o
@@ -43,7 +43,7 @@ struct LstmSpec {
   bool peepholes = false;          // i, f use p * c_prev; o uses p * c (ONNX P)
   bool input_forget = false;       // coupled gates: f = 1 - i (ONNX input_forget)
 
-  DType dtype = DType::kF32;       // storage type of x, y, states and weights on device: f32 | f16 | bf16
+  DType dtype = DType::kF32;  // storage type of x, y, states and weights on device: f32 | f16 | bf16
   MathMode math = MathMode::kStrictF32;
 
   int num_directions() const noexcept { return direction == Direction::kBidirectional ? 2 : 1; }

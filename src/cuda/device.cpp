@@ -28,10 +28,8 @@ int cuda_device_count(std::string* why) {
 bool backend_available(Backend backend, std::string* why) {
   switch (backend) {
     case Backend::kAuto:
-    case Backend::kReference:
-      return true;
-    case Backend::kCuda:
-      return cuda_device_count(why) > 0;
+    case Backend::kReference: return true;
+    case Backend::kCuda: return cuda_device_count(why) > 0;
     case Backend::kCudnn:
 #if CULSTM_WITH_CUDNN
       return cuda_device_count(why) > 0;

@@ -91,8 +91,7 @@ class ReferenceBackend final : public BackendImpl {
   // Runs one (layer, direction) over sequence b. `in` is [T, B, in_width], `out` is [T, B, D*R]; the direction
   // writes its R columns at offset dir*R.
   void run_sequence(int layer, int dir, std::int64_t b, std::int64_t T, std::int64_t B, std::int64_t len,
-                    const double* in, std::int64_t in_width, double* out, double* state,
-                    const ForwardArgs& args) const;
+                    const double* in, std::int64_t in_width, double* out, double* state, const ForwardArgs& args) const;
 
   LstmSpec spec_;
   Weights weights_;  // rounded to spec_.dtype
@@ -106,17 +105,17 @@ void ReferenceBackend::run_sequence(int layer, int dir, std::int64_t b, std::int
   const std::int64_t D = spec_.num_directions(), Y = spec_.output_size();
   const std::int64_t state_row = (static_cast<std::int64_t>(layer) * D + dir) * B + b;  // index into [L*D, B, .]
   const LayerWeights& w = weights_.at(layer, dir);
-  double* h = state;            // [R]
-  double* c = h + R;            // [H]
-  double* pre = c + H;          // [4H]
+  double* h = state;             // [R]
+  double* c = h + R;             // [H]
+  double* pre = c + H;           // [4H]
   double* h_cell = pre + 4 * H;  // [H]  o * ha(c) before projection
 
   for (std::int64_t k = 0; k < R; ++k) h[k] = args.h0.data ? load(args.h0.data, spec_.dtype, state_row * R + k) : 0.0;
   for (std::int64_t k = 0; k < H; ++k) c[k] = args.c0.data ? load(args.c0.data, spec_.dtype, state_row * H + k) : 0.0;
 
-  const cell::CellParams params{spec_.gate_activation, spec_.cell_activation, spec_.hidden_activation,
-                                spec_.gate_clip.value_or(0.0f), spec_.cell_clip.value_or(0.0f), spec_.peepholes,
-                                spec_.input_forget};
+  const cell::CellParams params{
+      spec_.gate_activation,          spec_.cell_activation, spec_.hidden_activation, spec_.gate_clip.value_or(0.0f),
+      spec_.cell_clip.value_or(0.0f), spec_.peepholes,       spec_.input_forget};
   const bool reversed = spec_.runs_reversed(dir);
   for (std::int64_t step = 0; step < len; ++step) {
     const std::int64_t t = reversed ? len - 1 - step : step;
@@ -229,8 +228,8 @@ Status make_reference_backend(const LstmSpec& spec, const Weights& weights, cons
   }
   const std::int64_t width = std::max(spec.input_size, spec.output_size());
   std::string summary = detail::str("spec: ", spec.describe(), "\nworkspace: host float64, 2 x [T, B, ", width,
-                                    "] layer buffers + ", spec.recurrent_size() + 6 * spec.hidden_size, " state values; limits B <= ",
-                                    options.max_batch, ", T <= ", options.max_seq_len);
+                                    "] layer buffers + ", spec.recurrent_size() + 6 * spec.hidden_size,
+                                    " state values; limits B <= ", options.max_batch, ", T <= ", options.max_seq_len);
   out->reset(new ReferenceBackend(spec, std::move(rounded), Plan(Backend::kReference, summary, std::move(steps))));
   return Status::Ok();
 }

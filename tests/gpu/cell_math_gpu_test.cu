@@ -27,10 +27,17 @@ __global__ void lstm_cell_kernel(cell::CellParams params, const CellCase* cases,
 }
 
 std::vector<cell::CellParams> all_params() {
-  const Activation acts[] = {Activation::sigmoid(),        Activation::tanh(),          Activation::relu(),
-                             Activation::affine(0.5f, 0.1f), Activation::leaky_relu(0.1f), Activation::thresholded_relu(0.3f),
-                             Activation::scaled_tanh(1.5f, 0.7f), Activation::hard_sigmoid(), Activation::elu(0.9f),
-                             Activation::softsign(),        Activation::softplus()};
+  const Activation acts[] = {Activation::sigmoid(),
+                             Activation::tanh(),
+                             Activation::relu(),
+                             Activation::affine(0.5f, 0.1f),
+                             Activation::leaky_relu(0.1f),
+                             Activation::thresholded_relu(0.3f),
+                             Activation::scaled_tanh(1.5f, 0.7f),
+                             Activation::hard_sigmoid(),
+                             Activation::elu(0.9f),
+                             Activation::softsign(),
+                             Activation::softplus()};
   std::vector<cell::CellParams> out;
   for (const Activation& a : acts) {
     out.push_back({a, Activation::tanh(), Activation::tanh(), 0.0f, 0.0f, false, false});
@@ -41,8 +48,8 @@ std::vector<cell::CellParams> all_params() {
   out.push_back({Activation::sigmoid(), Activation::tanh(), Activation::tanh(), 0.0f, 0.7f, false, false});
   out.push_back({Activation::sigmoid(), Activation::tanh(), Activation::tanh(), 0.0f, 0.0f, true, false});
   out.push_back({Activation::sigmoid(), Activation::tanh(), Activation::tanh(), 0.0f, 0.0f, false, true});
-  out.push_back({Activation::hard_sigmoid(1.0f / 6.0f, 0.5f), Activation::tanh(), Activation::tanh(), 2.0f, 1.0f,
-                 true, true});
+  out.push_back(
+      {Activation::hard_sigmoid(1.0f / 6.0f, 0.5f), Activation::tanh(), Activation::tanh(), 2.0f, 1.0f, true, true});
   return out;
 }
 

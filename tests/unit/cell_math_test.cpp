@@ -1,10 +1,10 @@
 // The activations and the cell of kernels/cell_math.h at hand-computed points.
-#include <cmath>
-#include <limits>
+#include "cell_math.h"
 
 #include <gtest/gtest.h>
 
-#include "cell_math.h"
+#include <cmath>
+#include <limits>
 
 namespace culstm {
 namespace {
@@ -57,14 +57,16 @@ TEST(Cell, PlainCellByHand) {
 TEST(Cell, ClipsPeepholesAndCoupledGate) {
   // gate clip 0.4, cell clip 0.2, peepholes (0.5, -1, 2), input_forget.
   const cell::CellParams p{Activation::sigmoid(), Activation::tanh(), Activation::tanh(), 0.4f, 0.2f, true, true};
+  // The clips are stored as float: the double computation clamps at the float values.
+  const double gate_clip = 0.4f, cell_clip = 0.2f;
   const double c_prev = 0.6;
   const auto r = cell::lstm_cell<double>(p, 0.1, 9.0, -3.0, 0.05, c_prev, 0.5, -1.0, 2.0);
-  const double pre_i = std::min(0.4, 0.1 + 0.5 * c_prev);  // 0.4 after clip
+  const double pre_i = std::min(gate_clip, 0.1 + 0.5 * c_prev);  // 0.4 + 1e-16 clamped to the float 0.4f
   const double i = 1 / (1 + std::exp(-pre_i));
   const double f = 1 - i;
-  const double g = std::tanh(-0.4);
-  const double c = std::max(-0.2, std::min(0.2, f * c_prev + i * g));
-  const double pre_o = std::min(0.4, std::max(-0.4, 0.05 + 2.0 * c));
+  const double g = std::tanh(-gate_clip);
+  const double c = std::max(-cell_clip, std::min(cell_clip, f * c_prev + i * g));
+  const double pre_o = std::min(gate_clip, std::max(-gate_clip, 0.05 + 2.0 * c));
   const double o = 1 / (1 + std::exp(-pre_o));
   EXPECT_NEAR(r.c, c, 1e-15);
   EXPECT_NEAR(r.h, o * std::tanh(c), 1e-15);

@@ -220,9 +220,13 @@ TEST(ReferenceHand, PlainOneStepWrittenOut) {
   EXPECT_NEAR(run.y[0], h, kTol);
   EXPECT_NEAR(run.h_n[0], h, kTol);
   EXPECT_NEAR(run.c_n[0], c, kTol);
-  // The numbers themselves, for a reader checking by calculator (float inputs make them differ in the 8th digit).
-  EXPECT_NEAR(c, -0.0424, 1e-3);
-  EXPECT_NEAR(h, -0.0197, 1e-3);
+  // The numbers, for a reader with a calculator: pre-activations 0.45, 0.245, 0.46, 0.235; i = 0.610639,
+  // f = 0.560945, g = 0.430084, o = 0.558481; c = 0.560945 * -0.5 + 0.610639 * 0.430084 = -0.0178464;
+  // h = 0.558481 * tanh(c) = -0.00996584.
+  EXPECT_NEAR(c, -0.0178464, 1e-7);
+  EXPECT_NEAR(h, -0.00996584, 1e-8);
+  EXPECT_NEAR(run.c_n[0], -0.0178464, 1e-7);
+  EXPECT_NEAR(run.y[0], -0.00996584, 1e-8);
 }
 
 Step plain_step(const LayerWeights& lw) {
@@ -363,6 +367,7 @@ TEST(ReferenceHand, GateClipWithPeepholes) {
     const double g = std::tanh(cl(pre1(lw, kGg, x, s.h)));
     const double c = f * s.c + i * g;
     const double o = sigm(cl(pre1(lw, kGo, x, s.h) + po * c));
+    // the other order: clip first, then add the peephole
     max_gap = std::max(max_gap, std::fabs(i - sigm(cl(pre1(lw, kGi, x, s.h)) + pi * s.c)));
     max_gap = std::max(max_gap, std::fabs(f - sigm(cl(pre1(lw, kGf, x, s.h)) + pf * s.c)));
     s.c = c;
@@ -471,7 +476,8 @@ TEST_P(ReferenceHandActivation, AsGateCellOrHidden) {
   LstmSpec spec = spec_h1();
   (position == 0 ? spec.gate_activation : position == 1 ? spec.cell_activation : spec.hidden_activation) = a;
   const Activation fa = spec.gate_activation, ga = spec.cell_activation, ha = spec.hidden_activation;
-  const Weights w = weights_h1(spec, {1.5f, -1.3f, 1.7f, 1.2f}, {0.6f, -0.5f, 0.9f, 0.4f});
+  // Gate pre-activations and g's change sign with x; c ranges over about [-0.75, 0.69].
+  const Weights w = weights_h1(spec, {1.5f, -1.3f, -1.7f, 1.2f}, {0.6f, -0.5f, 0.9f, 0.4f});
   const LayerWeights& lw = w.at(0, 0);
   double lo = 1e300, hi = -1e300;  // range of the arguments the activation under test saw
   auto seen = [&](double v) {
@@ -504,9 +510,9 @@ TEST_P(ReferenceHandActivation, AsGateCellOrHidden) {
 
 INSTANTIATE_TEST_SUITE_P(AllOnnx, ReferenceHandActivation,
                          ::testing::Combine(::testing::Range(0, 11), ::testing::Range(0, 3)),
-                         [](const ::testing::TestParamInfo<std::tuple<int, int>>& info) {
-                           return std::string(kActivationNames[std::get<0>(info.param)]) + "_as_" +
-                                  kPositionNames[std::get<1>(info.param)];
+                         [](const ::testing::TestParamInfo<std::tuple<int, int>>& p) {
+                           return std::string(kActivationNames[std::get<0>(p.param)]) + "_as_" +
+                                  kPositionNames[std::get<1>(p.param)];
                          });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -871,9 +877,9 @@ Run16 forward16(const Model& model, DType dt, const std::vector<float>& x, std::
   for (float v : h0) h0b.push_back(to16(dt, v));
   for (float v : c0) c0b.push_back(to16(dt, v));
   Run16 out;
-  out.y.assign(static_cast<std::size_t>(T * B * spec.output_size()), 0x7e00u);  // NaN in both formats' view
-  out.h_n.assign(static_cast<std::size_t>(LD * B * spec.recurrent_size()), 0x7e00u);
-  out.c_n.assign(static_cast<std::size_t>(LD * B * spec.hidden_size), 0x7e00u);
+  out.y.assign(static_cast<std::size_t>(T * B * spec.output_size()), 0x7fffu);  // NaN in both f16 and bf16
+  out.h_n.assign(static_cast<std::size_t>(LD * B * spec.recurrent_size()), 0x7fffu);
+  out.c_n.assign(static_cast<std::size_t>(LD * B * spec.hidden_size), 0x7fffu);
   ForwardArgs args;
   args.x = TensorView::host(xb.data(), dt, {T, B, spec.input_size});
   args.h0 = TensorView::host(h0b.data(), dt, {LD, B, spec.recurrent_size()});
@@ -958,8 +964,8 @@ TEST_P(ReferenceHand16, WeightsAreRoundedToDtype) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, ReferenceHand16, ::testing::Values(DType::kF16, DType::kBF16),
-                         [](const ::testing::TestParamInfo<DType>& info) {
-                           return std::string(dtype_name(info.param));
+                         [](const ::testing::TestParamInfo<DType>& p) {
+                           return std::string(dtype_name(p.param));
                          });
 
 }  // namespace

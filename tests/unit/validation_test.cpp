@@ -1,13 +1,13 @@
 // The bad-input table (DESIGN.md §4): every bad argument gets its own status code, a message naming the argument,
 // and leaves the outputs untouched.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstring>
 #include <functional>
 #include <limits>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "culstm/culstm.hpp"
 #include "test_util.h"
@@ -98,7 +98,10 @@ std::vector<BadForwardCase> bad_forward_cases() {
   std::vector<BadForwardCase> v = {
       {"x_null", [](F& f) { f.args.x.data = nullptr; }, StatusCode::kNullPointer, "x"},
       {"x_absent", [](F& f) { f.args.x = TensorView(); }, StatusCode::kNullPointer, "x"},
-      {"x_rank2", [](F& f) { f.args.x = TensorView::host(f.x.data(), DType::kF32, {F::T * F::B, 4}); },
+      {"x_rank2",
+       [](F& f) {
+         f.args.x = TensorView::host(f.x.data(), DType::kF32, {F::T * F::B, 4});
+       },
        StatusCode::kShapeMismatch, "x"},
       {"x_wrong_features", [](F& f) { f.args.x.shape[2] = 5; }, StatusCode::kShapeMismatch, "x"},
       {"x_wrong_dtype", [](F& f) { f.args.x.dtype = DType::kF16; }, StatusCode::kDtypeMismatch, "x"},
@@ -119,7 +122,10 @@ std::vector<BadForwardCase> bad_forward_cases() {
       {"c0_wrong_batch", [](F& f) { f.args.c0.shape[1] = 2; }, StatusCode::kShapeMismatch, "c0"},
       {"c0_wrong_dtype", [](F& f) { f.args.c0.dtype = DType::kBF16; }, StatusCode::kDtypeMismatch, "c0"},
       {"y_wrong_features", [](F& f) { f.args.y.shape[2] = 3; }, StatusCode::kShapeMismatch, "y"},
-      {"y_batch_major_shape_for_seq_major", [](F& f) { f.args.y = TensorView::host(f.y.data(), DType::kF32, {F::B, F::T, 6}); },
+      {"y_batch_major_shape_for_seq_major",
+       [](F& f) {
+         f.args.y = TensorView::host(f.y.data(), DType::kF32, {F::B, F::T, 6});
+       },
        StatusCode::kShapeMismatch, "y"},
       {"y_on_device", [](F& f) { f.args.y.memory = MemoryKind::kDevice; }, StatusCode::kDeviceMismatch, "y"},
       {"h_n_wrong_rank", [](F& f) { f.args.h_n = TensorView::host(f.h_n.data(), DType::kF32, {4 * F::B * 3}); },
@@ -133,7 +139,10 @@ std::vector<BadForwardCase> bad_forward_cases() {
        "overlaps input h0"},
       {"c_n_overlaps_y", [](F& f) { f.args.c_n.data = f.y.data() + 1; }, StatusCode::kInvalidArgument,
        "overlaps output"},
-      {"x_rank5", [](F& f) { f.args.x = TensorView::host(f.x.data(), DType::kF32, {1, F::T, F::B, 4, 1}); },
+      {"x_rank5",
+       [](F& f) {
+         f.args.x = TensorView::host(f.x.data(), DType::kF32, {1, F::T, F::B, 4, 1});
+       },
        StatusCode::kShapeMismatch, "x"},
   };
   return v;
@@ -197,24 +206,26 @@ std::vector<BadSpecCase> bad_spec_cases() {
       {"proj_equal_hidden", [](LstmSpec& s) { s.proj_size = 6; }, StatusCode::kInvalidSpec, "proj_size"},
       {"proj_negative", [](LstmSpec& s) { s.proj_size = -1; }, StatusCode::kInvalidSpec, "proj_size"},
       {"layers_zero", [](LstmSpec& s) { s.num_layers = 0; }, StatusCode::kInvalidSpec, "num_layers"},
-      {"direction_out_of_enum", [](LstmSpec& s) { s.direction = static_cast<Direction>(7); },
-       StatusCode::kInvalidSpec, "direction"},
+      {"direction_out_of_enum", [](LstmSpec& s) { s.direction = static_cast<Direction>(7); }, StatusCode::kInvalidSpec,
+       "direction"},
       {"layout_out_of_enum", [](LstmSpec& s) { s.layout = static_cast<BatchLayout>(2); }, StatusCode::kInvalidSpec,
        "layout"},
       {"gate_activation_unknown", [](LstmSpec& s) { s.gate_activation.kind = static_cast<ActivationKind>(42); },
        StatusCode::kInvalidSpec, "gate_activation"},
       {"cell_activation_nan_alpha",
-       [](LstmSpec& s) { s.cell_activation = Activation::scaled_tanh(std::nanf(""), 1.0f); },
-       StatusCode::kInvalidSpec, "cell_activation"},
+       [](LstmSpec& s) { s.cell_activation = Activation::scaled_tanh(std::nanf(""), 1.0f); }, StatusCode::kInvalidSpec,
+       "cell_activation"},
       {"gate_clip_zero", [](LstmSpec& s) { s.gate_clip = 0.0f; }, StatusCode::kInvalidSpec, "gate_clip"},
       {"cell_clip_infinite", [inf](LstmSpec& s) { s.cell_clip = inf; }, StatusCode::kInvalidSpec, "cell_clip"},
       {"dtype_integer", [](LstmSpec& s) { s.dtype = DType::kI32; }, StatusCode::kInvalidSpec, "dtype"},
-      {"tf32_with_f16", [](LstmSpec& s) {
+      {"tf32_with_f16",
+       [](LstmSpec& s) {
          s.dtype = DType::kF16;
          s.math = MathMode::kAllowTF32;
        },
        StatusCode::kUnsupportedCombination, "allow_tf32"},
-      {"weights_too_large", [](LstmSpec& s) {
+      {"weights_too_large",
+       [](LstmSpec& s) {
          s.hidden_size = 1 << 20;
          s.input_size = 1 << 20;
        },
