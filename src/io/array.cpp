@@ -40,7 +40,9 @@ T float_to_int(float f) {
   return static_cast<T>(r);
 }
 
-std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
+std::string errno_text(int err) {
+  return std::error_code(err, std::generic_category()).message();
+}
 
 }  // namespace
 
@@ -135,7 +137,8 @@ Status read_file(const std::string& path, std::vector<std::uint8_t>* out) {
     }
     if (std::ferror(f)) status = detail::error(StatusCode::kIoError, "cannot read ", path, ": ", errno_text(errno));
   } catch (const std::bad_alloc&) {
-    status = detail::error(StatusCode::kIoError, "cannot read ", path, ": out of memory after ", bytes.size(), " bytes");
+    status =
+        detail::error(StatusCode::kIoError, "cannot read ", path, ": out of memory after ", bytes.size(), " bytes");
   }
   std::fclose(f);
   if (status.ok()) *out = std::move(bytes);
@@ -144,7 +147,9 @@ Status read_file(const std::string& path, std::vector<std::uint8_t>* out) {
 
 Status write_file(const std::string& path, const std::vector<ByteSpan>& pieces) {
   std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) return detail::error(StatusCode::kIoError, "cannot open ", path, " for writing: ", errno_text(errno));
+  if (f == nullptr) {
+    return detail::error(StatusCode::kIoError, "cannot open ", path, " for writing: ", errno_text(errno));
+  }
   bool ok = true;
   int err = 0;
   for (const ByteSpan& piece : pieces) {

@@ -14,8 +14,8 @@ namespace io {
 
 struct Array {
   DType dtype = DType::kF32;
-  std::vector<std::int64_t> shape;   // C order (row-major); empty = scalar
-  std::vector<std::uint8_t> bytes;   // numel * dtype_size, little-endian, C order
+  std::vector<std::int64_t> shape;  // C order (row-major); empty = scalar
+  std::vector<std::uint8_t> bytes;  // numel * dtype_size, little-endian, C order
 
   std::int64_t numel() const {
     std::int64_t n = 1;

@@ -114,6 +114,7 @@ class Parser {
 
   Status parse_value(Value* out, int depth) {
     if (at_end()) return fail("unexpected end of input, expected a value");
+    if (++values_ > kMaxValues) return fail("more than 1048576 values in the document");
     const unsigned char c = peek();
     if (c == '{' || c == '[') {
       if (depth >= kMaxDepth) return fail("nesting deeper than 64 levels");
@@ -204,11 +205,16 @@ class Parser {
     std::uint32_t v = 0;
     for (int k = 0; k < 4; ++k) {
       const unsigned char h = data_[pos_ + static_cast<std::size_t>(k)];
-      std::uint32_t digit;
-      if (h >= '0' && h <= '9') digit = h - '0';
-      else if (h >= 'a' && h <= 'f') digit = h - 'a' + 10u;
-      else if (h >= 'A' && h <= 'F') digit = h - 'A' + 10u;
-      else return fail("invalid hex digit in \\u escape");
+      std::uint32_t digit = 0;
+      if (h >= '0' && h <= '9') {
+        digit = h - '0';
+      } else if (h >= 'a' && h <= 'f') {
+        digit = h - 'a' + 10u;
+      } else if (h >= 'A' && h <= 'F') {
+        digit = h - 'A' + 10u;
+      } else {
+        return fail("invalid hex digit in \\u escape");
+      }
       v = (v << 4) | digit;
     }
     pos_ += 4;
@@ -268,9 +274,7 @@ class Parser {
           append_utf8(cp, out);
           break;
         }
-        default:
-          --pos_;
-          return fail("invalid escape in string");
+        default: --pos_; return fail("invalid escape in string");
       }
     }
   }
@@ -318,8 +322,8 @@ class Parser {
       bool fits = true;
       for (std::size_t k = int_start; k < int_end && fits; ++k) {
         const std::uint64_t digit = data_[k] - '0';
-        if (magnitude > (UINT64_MAX - digit) / 10) fits = false;
-        else magnitude = magnitude * 10 + digit;
+        fits = magnitude <= (UINT64_MAX - digit) / 10;
+        if (fits) magnitude = magnitude * 10 + digit;
       }
       const std::uint64_t limit = negative ? std::uint64_t{1} << 63 : (std::uint64_t{1} << 63) - 1;
       if (fits && magnitude <= limit) {
@@ -333,6 +337,7 @@ class Parser {
   const unsigned char* data_;
   std::size_t size_;
   std::size_t pos_ = 0;
+  std::size_t values_ = 0;
 };
 
 void serialize_to(const Value& v, std::string* out) {

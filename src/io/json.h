@@ -1,8 +1,9 @@
 // A small, strict JSON (RFC 8259) value, parser and serializer: enough for safetensors headers and culstm's
 // "culstm.spec" metadata. We carry our own because those documents are tiny and the GPU build machines have no JSON
 // package. The parser must be safe on arbitrary bytes (it is fuzzed): every read is bounds-checked, nesting is
-// limited to kMaxDepth, strings must be valid UTF-8, duplicate object keys are refused (they would make a header
-// ambiguous), and no exception escapes; failures are kFormatError with the byte offset.
+// limited to kMaxDepth and the number of values to kMaxValues, strings must be valid UTF-8, duplicate object keys
+// are refused (they would make a header ambiguous), and no exception escapes; failures are kFormatError with the
+// byte offset.
 #pragma once
 
 #include <cstddef>
@@ -19,6 +20,10 @@ namespace json {
 
 // Deeper nesting than this is refused (safetensors headers nest 3 deep); keeps the recursive parser's stack small.
 constexpr int kMaxDepth = 64;
+// More values than this in one document are refused. A parsed Value takes ~100 bytes while its text can take 2
+// ("0,"), so without a cap a 100 MB hostile header would need gigabytes. 1M values is ~125k safetensors entries,
+// far more than any model file has (large checkpoints have a few thousand tensors per file).
+constexpr std::size_t kMaxValues = std::size_t{1} << 20;
 
 struct Value {
   enum class Type { kNull, kBool, kNumber, kString, kArray, kObject };
@@ -63,7 +68,9 @@ const char* type_name(Value::Type type) noexcept;
 
 // Parses exactly one JSON value, optionally surrounded by whitespace, from [data, data + size).
 Status parse(const char* data, std::size_t size, Value* out);
-inline Status parse(const std::string& text, Value* out) { return parse(text.data(), text.size(), out); }
+inline Status parse(const std::string& text, Value* out) {
+  return parse(text.data(), text.size(), out);
+}
 
 // Compact JSON (no whitespace), object members in their stored order. Non-finite numbers, which JSON cannot
 // represent, are written as null.

@@ -40,15 +40,19 @@ struct Descr {
 // writes it, and culstm treats it as little-endian (the only byte order of the machines that write our files).
 bool parse_descr(const std::string& s, Descr* out) {
   if (s.size() != 3 || (s[0] != '<' && s[0] != '>' && s[0] != '=')) return false;
-  const std::string type = s.substr(1);
-  if (type == "f2") out->dtype = DType::kF16;
-  else if (type == "f4") out->dtype = DType::kF32;
-  else if (type == "f8") out->dtype = DType::kF64;
-  else if (type == "i4") out->dtype = DType::kI32;
-  else if (type == "i8") out->dtype = DType::kI64;
-  else return false;
-  out->big_endian = s[0] == '>';
-  return true;
+  static const struct {
+    const char* code;
+    DType dtype;
+  } kTypes[] = {
+      {"f2", DType::kF16}, {"f4", DType::kF32}, {"f8", DType::kF64}, {"i4", DType::kI32}, {"i8", DType::kI64}};
+  for (const auto& t : kTypes) {
+    if (s.compare(1, 2, t.code) == 0) {
+      out->dtype = t.dtype;
+      out->big_endian = s[0] == '>';
+      return true;
+    }
+  }
+  return false;
 }
 
 const char* descr_for(DType dtype) {
@@ -87,17 +91,21 @@ class HeaderParser {
         CULSTM_RETURN_IF_ERROR(parse_string(descr));
       } else if (key == "fortran_order" && !have_order) {
         have_order = true;
-        if (consume_word("True")) *fortran_order = true;
-        else if (consume_word("False")) *fortran_order = false;
-        else return fail("'fortran_order' must be True or False");
+        if (consume_word("True")) {
+          *fortran_order = true;
+        } else if (consume_word("False")) {
+          *fortran_order = false;
+        } else {
+          return fail("'fortran_order' must be True or False");
+        }
       } else if (key == "shape" && !have_shape) {
         have_shape = true;
         CULSTM_RETURN_IF_ERROR(parse_shape(shape));
       } else if (key == "descr" || key == "fortran_order" || key == "shape") {
-        return fail(detail::str("duplicate key '", key, "' in the header dict").c_str());
+        return fail(detail::str("duplicate key '", key, "' in the header dict"));
       } else {
-        return fail(detail::str("unexpected key '", key, "' in the header dict (expected 'descr', 'fortran_order', "
-                                "'shape')").c_str());
+        return fail(
+            detail::str("unexpected key '", key, "' in the header dict (expected 'descr', 'fortran_order', 'shape')"));
       }
       skip_whitespace();
       if (consume('}')) break;
@@ -112,7 +120,7 @@ class HeaderParser {
   }
 
  private:
-  Status fail(const char* what) const {
+  Status fail(const std::string& what) const {
     return error(StatusCode::kFormatError, ".npy header: ", what, " (at header byte ", pos_, ")");
   }
   bool at_end() const { return pos_ >= size_; }
@@ -232,8 +240,8 @@ Status parse_npy_unchecked(const std::uint8_t* data, std::size_t size, Array* ou
   std::string descr;
   bool fortran_order = false;
   std::vector<std::int64_t> shape;
-  CULSTM_RETURN_IF_ERROR(HeaderParser(reinterpret_cast<const char*>(data + preamble), header_len)
-                             .parse(&descr, &fortran_order, &shape));
+  CULSTM_RETURN_IF_ERROR(
+      HeaderParser(reinterpret_cast<const char*>(data + preamble), header_len).parse(&descr, &fortran_order, &shape));
   Descr parsed{};
   if (!parse_descr(descr, &parsed)) {
     return error(StatusCode::kFormatError, ".npy: unsupported descr '", descr,
@@ -303,22 +311,22 @@ Status write_npy(const std::string& path, const Array& array) {
                    " has a negative or overflowing extent");
     }
     if (array.shape.size() > kMaxRank) {
-      return error(StatusCode::kInvalidArgument, "write_npy ", path, ": rank ", array.shape.size(),
-                   " exceeds ", kMaxRank);
+      return error(StatusCode::kInvalidArgument, "write_npy ", path, ": rank ", array.shape.size(), " exceeds ",
+                   kMaxRank);
     }
     if (array.bytes.size() != needed) {
       return error(StatusCode::kInvalidArgument, "write_npy ", path, ": shape ", shape_string(array.shape), " of ",
                    dtype_name(array.dtype), " needs ", needed, " bytes, the array has ", array.bytes.size());
     }
     // NumPy has no bf16: store the values as f32, which represents every bf16 exactly.
-    const Array converted = array.dtype == DType::kBF16 ? Array::from_f32(array.to_f32(), array.shape, DType::kF32)
-                                                        : Array();
+    const Array converted =
+        array.dtype == DType::kBF16 ? Array::from_f32(array.to_f32(), array.shape, DType::kF32) : Array();
     const Array& source = array.dtype == DType::kBF16 ? converted : array;
 
     // Exactly what numpy.save writes, padded with spaces so the data starts at a multiple of 64.
-    std::string header = detail::str("{'descr': '", descr_for(array.dtype), "', 'fortran_order': False, 'shape': ",
-                                     shape_string(array.shape), ", }");
-    const std::size_t preamble = kMagicSize + 2 + 2;  // version 1.0: uint16 header length
+    std::string header = detail::str("{'descr': '", descr_for(array.dtype),
+                                     "', 'fortran_order': False, 'shape': ", shape_string(array.shape), ", }");
+    const std::size_t preamble = kMagicSize + 2 + 2;            // version 1.0: uint16 header length
     const std::size_t unpadded = preamble + header.size() + 1;  // + '\n'
     header.append((kDataAlignment - unpadded % kDataAlignment) % kDataAlignment, ' ');
     header += '\n';
@@ -329,8 +337,8 @@ Status write_npy(const std::string& path, const Array& array) {
     prefix[7] = 0;
     prefix[8] = static_cast<std::uint8_t>(header.size() & 0xff);
     prefix[9] = static_cast<std::uint8_t>(header.size() >> 8);
-    return write_file(path, {{prefix, preamble}, {header.data(), header.size()},
-                             {source.bytes.data(), source.bytes.size()}});
+    return write_file(path,
+                      {{prefix, preamble}, {header.data(), header.size()}, {source.bytes.data(), source.bytes.size()}});
   } catch (const std::bad_alloc&) {
     return error(StatusCode::kIoError, "write_npy ", path, ": out of memory");
   }

@@ -63,7 +63,9 @@ struct Entry {
 // the start of the data section.
 Status parse_entry(const std::string& name, const json::Value& v, std::uint64_t data_size, Entry* out) {
   const std::string where = detail::str("safetensors: tensor '", name, "'");
-  if (!v.is_object()) return error(StatusCode::kFormatError, where, ": expected an object, got ", json::type_name(v.type));
+  if (!v.is_object()) {
+    return error(StatusCode::kFormatError, where, ": expected an object, got ", json::type_name(v.type));
+  }
   for (const auto& member : v.object) {
     if (member.first != "dtype" && member.first != "shape" && member.first != "data_offsets") {
       return error(StatusCode::kFormatError, where, ": unexpected key '", member.first,
@@ -73,8 +75,12 @@ Status parse_entry(const std::string& name, const json::Value& v, std::uint64_t 
   const json::Value* dtype = v.find("dtype");
   const json::Value* shape = v.find("shape");
   const json::Value* offsets = v.find("data_offsets");
-  if (dtype == nullptr || !dtype->is_string()) return error(StatusCode::kFormatError, where, ": missing string 'dtype'");
-  if (shape == nullptr || !shape->is_array()) return error(StatusCode::kFormatError, where, ": missing array 'shape'");
+  if (dtype == nullptr || !dtype->is_string()) {
+    return error(StatusCode::kFormatError, where, ": missing string 'dtype'");
+  }
+  if (shape == nullptr || !shape->is_array()) {
+    return error(StatusCode::kFormatError, where, ": missing array 'shape'");
+  }
   if (offsets == nullptr || !offsets->is_array()) {
     return error(StatusCode::kFormatError, where, ": missing array 'data_offsets'");
   }
@@ -112,7 +118,8 @@ Status parse_entry(const std::string& name, const json::Value& v, std::uint64_t 
   }
   std::uint64_t needed = 0;
   if (!checked_byte_size(out->shape, out->dtype, &needed)) {
-    return error(StatusCode::kFormatError, where, ": shape ", shape_string(out->shape), " overflows a 64-bit byte count");
+    return error(StatusCode::kFormatError, where, ": shape ", shape_string(out->shape),
+                 " overflows a 64-bit byte count");
   }
   if (out->end - out->begin != needed) {
     return error(StatusCode::kFormatError, where, ": shape ", shape_string(out->shape), " of ", dtype->string,
@@ -266,7 +273,7 @@ Status write_safetensors(const std::string& path, const SafetensorsFile& file) {
                    " bytes exceeds the limit of ", kMaxSafetensorsHeaderBytes);
     }
     std::string prefix(8, '\0');
-    for (int k = 0; k < 8; ++k) prefix[static_cast<std::size_t>(k)] = static_cast<char>((text.size() >> (8 * k)) & 0xff);
+    for (std::size_t k = 0; k < 8; ++k) prefix[k] = static_cast<char>((text.size() >> (8 * k)) & 0xff);
     prefix += text;
     pieces[0] = {prefix.data(), prefix.size()};
     return write_file(path, pieces);

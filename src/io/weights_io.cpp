@@ -6,9 +6,12 @@
 
 #include <cfloat>
 #include <cmath>
+#include <initializer_list>
 #include <map>
 #include <new>
+#include <optional>
 #include <set>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -76,8 +79,8 @@ std::string shape_string(const std::vector<std::int64_t>& shape) {
 json::Value activation_to_json(const Activation& a) {
   json::Value v = json::Value::empty_object();
   v.add("kind", json::Value::from_string(activation_kind_name(a.kind)));
-  v.add("alpha", json::Value::from_float((a.alpha)));
-  v.add("beta", json::Value::from_float((a.beta)));
+  v.add("alpha", json::Value::from_float(a.alpha));
+  v.add("beta", json::Value::from_float(a.beta));
   return v;
 }
 
@@ -92,10 +95,11 @@ Status json_to_float(const std::string& field, const json::Value& v, float* out)
 
 // The ONNX defaults the Activation factories carry, for a JSON activation that gives only "kind".
 bool activation_from_name(const std::string& name, Activation* out) {
-  static const Activation kAll[] = {Activation::sigmoid(),    Activation::tanh(),          Activation::relu(),
-                                    Activation::affine(1, 0), Activation::leaky_relu(),    Activation::thresholded_relu(),
-                                    Activation::scaled_tanh(), Activation::hard_sigmoid(), Activation::elu(),
-                                    Activation::softsign(),   Activation::softplus()};
+  static const Activation kAll[] = {
+      Activation::sigmoid(),     Activation::tanh(),         Activation::relu(),
+      Activation::affine(1, 0),  Activation::leaky_relu(),   Activation::thresholded_relu(),
+      Activation::scaled_tanh(), Activation::hard_sigmoid(), Activation::elu(),
+      Activation::softsign(),    Activation::softplus()};
   for (const Activation& a : kAll) {
     if (name == activation_kind_name(a.kind)) {
       *out = a;
@@ -226,8 +230,18 @@ Status from_safetensors_unchecked(const SafetensorsFile& file, const std::string
   int num_layers = 0;
   while (layers.count(num_layers)) ++num_layers;
   if (num_layers == 0) {
-    return error(StatusCode::kFormatError, "missing tensor '", tensor_name(prefix, Kind::kWeightIh, 0, false),
-                 "': no LSTM tensors under prefix '", prefix, "'");
+    // Point at the likely mistake: the file has an LSTM under another prefix.
+    const std::string wanted = tensor_name("", Kind::kWeightIh, 0, false);
+    std::string hint;
+    for (const auto& kv : file.tensors) {
+      const std::string& name = kv.first;
+      if (name.size() >= wanted.size() && name.compare(name.size() - wanted.size(), wanted.size(), wanted) == 0) {
+        hint = str(" (the file has '", name, "': prefix '", name.substr(0, name.size() - wanted.size()), "'?)");
+        break;
+      }
+    }
+    return error(StatusCode::kFormatError, "missing tensor '", prefix, wanted, "': no LSTM tensors under prefix '",
+                 prefix, "'", hint);
   }
   std::string reverse_example;
   for (const auto& kv : found) {
@@ -249,10 +263,13 @@ Status from_safetensors_unchecked(const SafetensorsFile& file, const std::string
     spec.direction = any_reverse ? Direction::kBidirectional : Direction::kForward;
   } else if (any_reverse && spec.direction != Direction::kBidirectional) {
     return error(StatusCode::kFormatError, kSpecKey, ": direction '", direction_name(spec.direction),
-                 "' disagrees with the tensors: '", reverse_example, "' is present (reverse tensors mean bidirectional)");
+                 "' disagrees with the tensors: '", reverse_example,
+                 "' is present (reverse tensors mean bidirectional)");
   } else if (!any_reverse && spec.direction == Direction::kBidirectional) {
-    return error(StatusCode::kFormatError, kSpecKey, ": direction 'bidirectional' disagrees with the tensors: missing "
-                 "tensor '", tensor_name(prefix, Kind::kWeightIh, 0, true), "'");
+    return error(StatusCode::kFormatError, kSpecKey,
+                 ": direction 'bidirectional' disagrees with the tensors: missing "
+                 "tensor '",
+                 tensor_name(prefix, Kind::kWeightIh, 0, true), "'");
   }
   const int D = spec.num_directions();
 
@@ -389,8 +406,8 @@ std::string spec_to_json(const LstmSpec& spec) {
   v.add("gate_activation", activation_to_json(spec.gate_activation));
   v.add("cell_activation", activation_to_json(spec.cell_activation));
   v.add("hidden_activation", activation_to_json(spec.hidden_activation));
-  v.add("gate_clip", spec.gate_clip ? json::Value::from_float((*spec.gate_clip)) : json::Value::null());
-  v.add("cell_clip", spec.cell_clip ? json::Value::from_float((*spec.cell_clip)) : json::Value::null());
+  v.add("gate_clip", spec.gate_clip ? json::Value::from_float(*spec.gate_clip) : json::Value::null());
+  v.add("cell_clip", spec.cell_clip ? json::Value::from_float(*spec.cell_clip) : json::Value::null());
   v.add("input_forget", json::Value::from_bool(spec.input_forget));
   return json::serialize(v);
 }
@@ -450,8 +467,8 @@ Status weights_to_safetensors(const LstmSpec& spec, const Weights& weights, Safe
           const std::vector<float> stored = a.to_f32();
           for (std::size_t k = 0; k < stored.size(); ++k) {
             if (!std::isfinite(stored[k])) {
-              return error(StatusCode::kInvalidArgument, "weights_to_safetensors: ", name, "[", k, "] = ",
-                           (*t.values)[k], " is out of the range of ", dtype_name(dtype));
+              return error(StatusCode::kInvalidArgument, "weights_to_safetensors: ", name, "[", k,
+                           "] = ", (*t.values)[k], " is out of the range of ", dtype_name(dtype));
             }
           }
           out.tensors[name] = std::move(a);

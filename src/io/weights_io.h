@@ -15,7 +15,10 @@ namespace culstm {
 namespace io {
 
 // Infers the spec from tensor names/shapes (and "culstm.spec" metadata) and fills the canonical weights.
-// `prefix` is prepended to every name ("encoder.lstm."). kFormatError names a missing or mis-shaped tensor.
+// `prefix` is prepended to every name ("encoder.lstm."); other names in the file are ignored. Errors name the tensor:
+// kFormatError for a missing, unexpected or non-finite tensor, inconsistent bias/projection/peepholes or bad
+// "culstm.spec"; kShapeMismatch for a wrong shape (expected and actual); kDtypeMismatch for an integer tensor;
+// kInvalidSpec when the inferred spec fails validate(). `spec` and `weights` are untouched on failure.
 Status weights_from_safetensors(const SafetensorsFile& file, const std::string& prefix, LstmSpec* spec,
                                 Weights* weights);
 // The reverse: PyTorch names, f32 tensors (or spec.dtype when it is f16/bf16), and "culstm.spec" metadata.

@@ -1,5 +1,7 @@
 // File I/O: JSON, .npy, safetensors and model files. Round trips, byte-exact layouts NumPy and safetensors expect,
 // and one test per kind of malformed input, each checking the StatusCode and that the message names the culprit.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -8,8 +10,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "culstm/culstm.hpp"
 #include "float16.h"
@@ -26,15 +26,21 @@ namespace {
 
 using Bytes = std::vector<std::uint8_t>;
 
-std::string temp_path(const std::string& name) { return ::testing::TempDir() + "culstm_io_test_" + name; }
+std::string temp_path(const std::string& name) {
+  return ::testing::TempDir() + "culstm_io_test_" + name;
+}
 
 Bytes file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-void append(Bytes* out, const std::string& s) { out->insert(out->end(), s.begin(), s.end()); }
-void append(Bytes* out, const Bytes& b) { out->insert(out->end(), b.begin(), b.end()); }
+void append(Bytes* out, const std::string& s) {
+  out->insert(out->end(), s.begin(), s.end());
+}
+void append(Bytes* out, const Bytes& b) {
+  out->insert(out->end(), b.begin(), b.end());
+}
 
 template <typename T>
 Bytes le_bytes(const std::vector<T>& values) {
@@ -69,8 +75,12 @@ Bytes make_safetensors(const std::string& header, const Bytes& data) {
   return out;
 }
 
-Status parse_npy_bytes(const Bytes& b, Array* out) { return parse_npy(b.data(), b.size(), out); }
-Status parse_st_bytes(const Bytes& b, SafetensorsFile* out) { return parse_safetensors(b.data(), b.size(), out); }
+Status parse_npy_bytes(const Bytes& b, Array* out) {
+  return parse_npy(b.data(), b.size(), out);
+}
+Status parse_st_bytes(const Bytes& b, SafetensorsFile* out) {
+  return parse_safetensors(b.data(), b.size(), out);
+}
 
 #define EXPECT_STATUS(expr, code_, substring)                                                \
   do {                                                                                       \
@@ -107,10 +117,28 @@ TEST(IoJsonTest, ParsesEveryValueKind) {
 
 TEST(IoJsonTest, RejectsMalformedText) {
   const char* cases[] = {
-      "",          "{",           "{\"a\" 1}",    "[1,]",         "[1 2]",       "01",
-      "1.",        "-",           "1e",           "tru",          "\"abc",        "\"\\x\"",
-      "\"\\u12\"", "\"\\ud800\"", "\"\\udc00\"",  "\"\\ud800\\u0041\"", "\"\x01\"", "{\"a\":1,\"a\":2}",
-      "1e400",     "[1] x",       "{1:2}",        "nul",
+      "",
+      "{",
+      "{\"a\" 1}",
+      "[1,]",
+      "[1 2]",
+      "01",
+      "1.",
+      "-",
+      "1e",
+      "tru",
+      "\"abc",
+      "\"\\x\"",
+      "\"\\u12\"",
+      "\"\\ud800\"",
+      "\"\\udc00\"",
+      "\"\\ud800\\u0041\"",
+      "\"\x01\"",
+      "{\"a\":1,\"a\":2}",
+      "1e400",
+      "[1] x",
+      "{1:2}",
+      "nul",
   };
   for (const char* text : cases) {
     json::Value v;
@@ -118,7 +146,8 @@ TEST(IoJsonTest, RejectsMalformedText) {
     EXPECT_EQ(st.code(), StatusCode::kFormatError) << "accepted: " << text;
     EXPECT_NE(st.message().find("at byte"), std::string::npos) << st.message();
   }
-  const std::string bad_utf8[] = {"\"\xff\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "\"\xe2\x82\"", "\"\xf4\x90\x80\x80\""};
+  const std::string bad_utf8[] = {"\"\xff\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "\"\xe2\x82\"",
+                                  "\"\xf4\x90\x80\x80\""};
   for (const std::string& text : bad_utf8) {
     json::Value v;
     EXPECT_STATUS(json::parse(text, &v), StatusCode::kFormatError, "UTF-8");
@@ -133,6 +162,11 @@ TEST(IoJsonTest, LimitsNestingDepth) {
   EXPECT_STATUS(json::parse(deep, &v), StatusCode::kFormatError, "nesting");
   // Far deeper than the limit must fail cleanly, not overflow the stack.
   EXPECT_STATUS(json::parse(std::string(1000000, '['), &v), StatusCode::kFormatError, "nesting");
+  // A flat array past the value cap (memory, not depth, is the risk there).
+  std::string many = "[";
+  for (std::size_t k = 0; k < json::kMaxValues; ++k) many += "0,";
+  many += "0]";
+  EXPECT_STATUS(json::parse(many, &v), StatusCode::kFormatError, "values");
 }
 
 TEST(IoJsonTest, SerializesAndReadsBack) {
@@ -265,24 +299,21 @@ TEST(IoNpyTest, ReadsBigEndian) {
   };
   const std::vector<float> f32 = {1.0f, -2.5f, 1e-3f};
   Array a;
-  ASSERT_TRUE(parse_npy_bytes(make_npy("{'descr': '>f4', 'fortran_order': False, 'shape': (3,), }",
-                                       swapped(le_bytes(f32), 4)),
-                              &a)
+  ASSERT_TRUE(parse_npy_bytes(
+                  make_npy("{'descr': '>f4', 'fortran_order': False, 'shape': (3,), }", swapped(le_bytes(f32), 4)), &a)
                   .ok());
   EXPECT_EQ(a.dtype, DType::kF32);
   EXPECT_EQ(a.to_f32(), f32);
 
   const std::vector<std::int64_t> i64 = {-1, 1LL << 40, 7};
-  ASSERT_TRUE(parse_npy_bytes(make_npy("{'descr': '>i8', 'fortran_order': False, 'shape': (3,), }",
-                                       swapped(le_bytes(i64), 8)),
-                              &a)
+  ASSERT_TRUE(parse_npy_bytes(
+                  make_npy("{'descr': '>i8', 'fortran_order': False, 'shape': (3,), }", swapped(le_bytes(i64), 8)), &a)
                   .ok());
   EXPECT_EQ(a.bytes, le_bytes(i64));
 
   const std::vector<std::uint16_t> f16 = {detail::float_to_half(0.5f), detail::float_to_half(-3.0f)};
-  ASSERT_TRUE(parse_npy_bytes(make_npy("{'descr': '>f2', 'fortran_order': True, 'shape': (1, 2), }",
-                                       swapped(le_bytes(f16), 2)),
-                              &a)
+  ASSERT_TRUE(parse_npy_bytes(
+                  make_npy("{'descr': '>f2', 'fortran_order': True, 'shape': (1, 2), }", swapped(le_bytes(f16), 2)), &a)
                   .ok());
   EXPECT_EQ(a.dtype, DType::kF16);
   EXPECT_EQ(a.to_f32(), (std::vector<float>{0.5f, -3.0f}));
@@ -325,10 +356,9 @@ TEST(IoNpyTest, RejectsMalformedFiles) {
                                          Bytes{}),
                                 &a),
                 StatusCode::kFormatError, "overflow");
-  EXPECT_STATUS(parse_npy_bytes(make_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,)}",
-                                         data),
-                                &a),
-                StatusCode::kFormatError, "64 bits");
+  EXPECT_STATUS(
+      parse_npy_bytes(make_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,)}", data), &a),
+      StatusCode::kFormatError, "64 bits");
   EXPECT_STATUS(parse_npy_bytes(make_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3,)}", data), &a),
                 StatusCode::kFormatError, "truncated");
   EXPECT_STATUS(parse_npy_bytes(make_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,)}", data), &a),
@@ -341,8 +371,7 @@ TEST(IoNpyTest, RejectsMalformedFiles) {
                 StatusCode::kFormatError, "not a tuple");
   EXPECT_STATUS(parse_npy_bytes(make_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} junk", data), &a),
                 StatusCode::kFormatError, "after the header");
-  EXPECT_STATUS(parse_npy_bytes(make_npy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,)}", data),
-                                &a),
+  EXPECT_STATUS(parse_npy_bytes(make_npy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,)}", data), &a),
                 StatusCode::kFormatError, "structured");
   EXPECT_STATUS(read_npy(temp_path("does_not_exist.npy"), &a), StatusCode::kIoError, "does_not_exist.npy");
 }
@@ -426,8 +455,7 @@ TEST(IoSafetensorsTest, RejectsMalformedFiles) {
                 StatusCode::kFormatError, "non-negative");
   EXPECT_STATUS(parse_st_bytes(one(R"({"dtype": "F32", "shape": [4], "data_offsets": [16, 0]})"), &f),
                 StatusCode::kFormatError, "end before they begin");
-  EXPECT_STATUS(parse_st_bytes(one(R"({"dtype": "F32", "shape": [4]})"), &f), StatusCode::kFormatError,
-                "data_offsets");
+  EXPECT_STATUS(parse_st_bytes(one(R"({"dtype": "F32", "shape": [4]})"), &f), StatusCode::kFormatError, "data_offsets");
   EXPECT_STATUS(parse_st_bytes(one(R"({"dtype": "F32", "shape": [4], "data_offsets": [0, 16], "extra": 1})"), &f),
                 StatusCode::kFormatError, "'extra'");
   EXPECT_STATUS(parse_st_bytes(one(R"({"dtype": "F32", "shape": [2.0, 2], "data_offsets": [0, 16]})"), &f),
@@ -456,7 +484,8 @@ TEST(IoSafetensorsTest, WriterRejectsInconsistentArrays) {
   EXPECT_STATUS(write_safetensors(temp_path("bad.safetensors"), f), StatusCode::kInvalidArgument, "'w'");
   f.tensors.clear();
   f.tensors["\xff"] = Array::from_f32({1}, {1});
-  EXPECT_STATUS(write_safetensors(temp_path("bad.safetensors"), f), StatusCode::kInvalidArgument, "invalid tensor name");
+  EXPECT_STATUS(write_safetensors(temp_path("bad.safetensors"), f), StatusCode::kInvalidArgument,
+                "invalid tensor name");
 }
 
 // Every truncation and many one-byte corruptions of valid files: the parsers must return (ok or an error), never
@@ -777,6 +806,8 @@ TEST(IoWeightsTest, RejectsMalformedModels) {
   }
   EXPECT_STATUS(weights_from_safetensors(base(), "other.", &spec, &weights), StatusCode::kFormatError,
                 "missing tensor 'other.weight_ih_l0'");
+  EXPECT_STATUS(weights_from_safetensors(base(), "", &spec, &weights), StatusCode::kFormatError,
+                "(the file has 'decoder.weight_ih_l0': prefix 'decoder.'?)");
   EXPECT_STATUS(load_model_file(temp_path("no_model.safetensors"), "", &spec, &weights), StatusCode::kIoError,
                 "no_model.safetensors");
 }
