@@ -2,6 +2,8 @@
 // code (kernels/cell_math.h) can take it by value.
 #pragma once
 
+#include "culstm/export.h"
+
 namespace culstm {
 
 enum class ActivationKind : int {
@@ -43,8 +45,8 @@ struct Activation {
 };
 
 // "sigmoid", "hard_sigmoid", "leaky_relu", ... (snake_case of the kind).
-const char* activation_kind_name(ActivationKind kind) noexcept;
+CULSTM_API const char* activation_kind_name(ActivationKind kind) noexcept;
 // The reverse of activation_kind_name; also accepts ONNX's spelling ("HardSigmoid", "LeakyRelu"). False if unknown.
-bool activation_kind_from_name(const char* name, ActivationKind* kind) noexcept;
+CULSTM_API bool activation_kind_from_name(const char* name, ActivationKind* kind) noexcept;
 
 }  // namespace culstm

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "culstm/activation.h"
+#include "culstm/export.h"
 #include "culstm/spec.h"
 #include "culstm/status.h"
 #include "culstm/types.h"
@@ -25,14 +26,14 @@ enum class Backend : int {
   kCuda = 2,       // culstm's own GPU backend
   kCudnn = 3,      // cuDNN 9's RNN API (cross-check and baseline); only when built with cuDNN
 };
-const char* backend_name(Backend b) noexcept;  // "auto", "reference", "cuda", "cudnn"
+CULSTM_API const char* backend_name(Backend b) noexcept;  // "auto", "reference", "cuda", "cudnn"
 
 // Whether `backend` can run in this process: built in, and a GPU present where one is needed. `why` (optional)
 // receives the reason when it cannot.
-bool backend_available(Backend backend, std::string* why = nullptr);
+CULSTM_API bool backend_available(Backend backend, std::string* why = nullptr);
 
 // Number of usable CUDA devices; 0 when there is no driver or no device, with the runtime's reason in `why`.
-int cuda_device_count(std::string* why = nullptr);
+CULSTM_API int cuda_device_count(std::string* why = nullptr);
 
 struct ModelOptions {
   Backend backend = Backend::kAuto;
@@ -52,7 +53,7 @@ struct PlanStep {
   std::size_t workspace_bytes = 0;
 };
 
-class Plan {
+class CULSTM_API Plan {
  public:
   Plan() = default;
   Plan(Backend backend, std::string summary, std::vector<PlanStep> steps)
@@ -92,7 +93,7 @@ struct ForwardArgs {
 class BackendImpl;  // internal
 class ContextImpl;  // internal
 
-class Model {
+class CULSTM_API Model {
  public:
   // Validates spec, weights and options, picks the backend, uploads/repacks weights and builds the Plan.
   static Status create(const LstmSpec& spec, const Weights& weights, const ModelOptions& options,
@@ -121,7 +122,7 @@ class Model {
 
 // Per-thread handles (cuBLAS, cuDNN) and small scratch for one backend and device. Never share one between threads
 // that run concurrently; create one per thread or stream.
-class Context {
+class CULSTM_API Context {
  public:
   static Status create(const Model& model, std::unique_ptr<Context>* out);
   ~Context();
@@ -139,11 +140,11 @@ class Context {
 
 // Runs the network. Validates every argument first (outputs untouched on failure), then only enqueues work on
 // `stream`: no allocation, no host synchronization. The reference backend runs synchronously on the calling thread.
-Status forward(Context& ctx, const Model& model, const ForwardArgs& args, Stream stream = nullptr);
+CULSTM_API Status forward(Context& ctx, const Model& model, const ForwardArgs& args, Stream stream = nullptr);
 
 // Library version, "MAJOR.MINOR.PATCH".
-const char* version() noexcept;
+CULSTM_API const char* version() noexcept;
 // Build configuration, one "key: value" per line (CUDA architectures, cuBLAS/cuDNN versions, backends).
-std::string build_info();
+CULSTM_API std::string build_info();
 
 }  // namespace culstm

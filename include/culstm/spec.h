@@ -6,6 +6,7 @@
 #include <string>
 
 #include "culstm/activation.h"
+#include "culstm/export.h"
 #include "culstm/status.h"
 #include "culstm/types.h"
 
@@ -21,11 +22,11 @@ enum class MathMode : int {
   kAllowTF32 = 1,  // f32 GEMMs may use tf32 tensor cores
 };
 
-const char* direction_name(Direction d) noexcept;  // "forward", "reverse", "bidirectional"
-const char* layout_name(BatchLayout l) noexcept;   // "seq_major", "batch_major"
-const char* math_mode_name(MathMode m) noexcept;   // "strict_f32", "allow_tf32"
+CULSTM_API const char* direction_name(Direction d) noexcept;  // "forward", "reverse", "bidirectional"
+CULSTM_API const char* layout_name(BatchLayout l) noexcept;   // "seq_major", "batch_major"
+CULSTM_API const char* math_mode_name(MathMode m) noexcept;   // "strict_f32", "allow_tf32"
 
-struct LstmSpec {
+struct CULSTM_API LstmSpec {
   std::int64_t input_size = 0;   // I: features of x
   std::int64_t hidden_size = 0;  // H: cell size
   std::int64_t proj_size = 0;    // P: 0 = no projection; else h = W_hr (o * ha(c)), 0 < P < H (PyTorch rule)

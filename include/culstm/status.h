@@ -4,6 +4,8 @@
 #include <string>
 #include <utility>
 
+#include "culstm/export.h"
+
 namespace culstm {
 
 // One code per kind of failure, so callers can branch without parsing messages.
@@ -31,9 +33,9 @@ enum class StatusCode : int {
 };
 
 // Stable, human-readable name of a code ("ShapeMismatch").
-const char* status_code_name(StatusCode code) noexcept;
+CULSTM_API const char* status_code_name(StatusCode code) noexcept;
 
-class [[nodiscard]] Status {
+class [[nodiscard]] CULSTM_API Status {
  public:
   Status() = default;  // ok
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}

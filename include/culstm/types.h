@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <initializer_list>
 
+#include "culstm/export.h"
+
 // cudaStream_t is `struct CUstream_st*`; declaring the struct lets this header name the caller's stream without
 // including any CUDA header.
 struct CUstream_st;
@@ -15,15 +17,15 @@ using Stream = CUstream_st*;  // == cudaStream_t; nullptr is the legacy default 
 
 enum class DType : int { kF32 = 0, kF16 = 1, kBF16 = 2, kF64 = 3, kI32 = 4, kI64 = 5 };
 
-const char* dtype_name(DType dtype) noexcept;  // "f32", "f16", "bf16", "f64", "i32", "i64"
-std::size_t dtype_size(DType dtype) noexcept;  // bytes per element
+CULSTM_API const char* dtype_name(DType dtype) noexcept;  // "f32", "f16", "bf16", "f64", "i32", "i64"
+CULSTM_API std::size_t dtype_size(DType dtype) noexcept;  // bytes per element
 
 enum class MemoryKind : int { kHost = 0, kDevice = 1 };
-const char* memory_kind_name(MemoryKind kind) noexcept;
+CULSTM_API const char* memory_kind_name(MemoryKind kind) noexcept;
 
 // A non-owning, dense, row-major view of a tensor of rank 0..4. An "absent" optional tensor has data == nullptr and
 // rank == 0 (the default-constructed view). Inputs are read through `data`, never written.
-struct TensorView {
+struct CULSTM_API TensorView {
   static constexpr int kMaxRank = 4;
 
   void* data = nullptr;

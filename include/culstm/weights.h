@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "culstm/export.h"
 #include "culstm/spec.h"
 #include "culstm/status.h"
 
@@ -19,7 +20,7 @@ struct LayerWeights {
   std::vector<float> w_ih, w_hh, b_ih, b_hh, w_hr, peephole;
 };
 
-class Weights {
+class CULSTM_API Weights {
  public:
   Weights() = default;
   // Weights with every tensor sized for `spec` and filled with zeros.
