@@ -1,4 +1,4 @@
-// The `culstm` program: info, run, check, plan, make-example. Every failure prints one line
+// The `culstm` program: info, run, convert, check, plan, make-example. Every failure prints one line
 // "culstm: error: ..." and exits non-zero (2: bad command line, 1: anything else); it never crashes.
 #include <chrono>
 #include <cmath>
@@ -12,6 +12,7 @@
 #include "cli_config.h"
 #include "culstm/culstm.hpp"
 #include "detail.h"
+#include "io/import.h"
 #include "io/npy.h"
 #include "io/weights_io.h"
 #include "model_runner.h"
@@ -32,8 +33,12 @@ const char* kUsage =
     "  info                       version, build configuration, GPUs, which backends can run\n"
     "  run --weights W --input X.npy --output Y.npy [--lengths L.npy] [--h0 F.npy] [--c0 F.npy]\n"
     "      [--hn F.npy] [--cn F.npy] [--backend auto|reference|cuda|cudnn] [--batch-first]\n"
-    "      [--dtype f32|f16|bf16] [--prefix P] [--padding V]\n"
-    "                             runs the model in W (safetensors, PyTorch nn.LSTM names; docs/formats.md)\n"
+    "      [--dtype f32|f16|bf16] [--naming auto|pytorch|keras|onnx|mindspore] [--prefix P]\n"
+    "      [--onnx-node NAME] [--padding V]\n"
+    "                             runs the model in W: safetensors in any supported naming, or a .onnx\n"
+    "                             file's LSTM node (docs/formats.md)\n"
+    "  convert --weights IN --output OUT.safetensors [--naming N] [--prefix P] [--onnx-node NAME]\n"
+    "                             writes IN as a culstm model file (PyTorch names, culstm.spec metadata)\n"
     "  check [--config ...]       random model and inputs; every available backend against the reference\n"
     "  plan [--config ...] [--backend B]   prints the execution plan\n"
     "  make-example [--config ...] --weights W --input X.npy [--lengths L.npy] [--h0 F.npy] [--c0 F.npy]\n"
@@ -169,11 +174,39 @@ Status write_f32(const std::string& path, const std::vector<float>& values, std:
   return io::write_npy(path, io::Array::from_f32(values, std::move(shape)));
 }
 
+// --naming, --prefix, --onnx-node -> the importer's options.
+Status import_options(const Args& args, io::ImportOptions* options) {
+  *options = io::ImportOptions();
+  if (args.has("--naming")) {
+    Status st = io::parse_naming(args.get("--naming"), &options->naming);
+    if (!st.ok()) return Status(st.code(), "--" + st.message());
+  }
+  options->prefix = args.get("--prefix");
+  options->onnx_node = args.get("--onnx-node");
+  return Status::Ok();
+}
+
+Status load_weights(const Args& args, LstmSpec* spec, Weights* weights) {
+  io::ImportOptions options;
+  CULSTM_RETURN_IF_ERROR(import_options(args, &options));
+  return io::import_model_file(args.get("--weights"), options, spec, weights);
+}
+
+Status cmd_convert(const Args& args) {
+  CULSTM_RETURN_IF_ERROR(require(args, {"--weights", "--output"}));
+  LstmSpec spec;
+  Weights weights;
+  CULSTM_RETURN_IF_ERROR(load_weights(args, &spec, &weights));
+  CULSTM_RETURN_IF_ERROR(io::save_model_file(args.get("--output"), spec, weights));
+  std::printf("wrote %s: %s\n", args.get("--output").c_str(), spec.describe().c_str());
+  return Status::Ok();
+}
+
 Status cmd_run(const Args& args) {
   CULSTM_RETURN_IF_ERROR(require(args, {"--weights", "--input", "--output"}));
   LstmSpec spec;
   Weights weights;
-  CULSTM_RETURN_IF_ERROR(io::load_model_file(args.get("--weights"), args.get("--prefix"), &spec, &weights));
+  CULSTM_RETURN_IF_ERROR(load_weights(args, &spec, &weights));
   if (args.on("--batch-first")) spec.layout = BatchLayout::kBatchMajor;
   if (args.has("--dtype")) CULSTM_RETURN_IF_ERROR(parse_dtype(args.get("--dtype"), &spec.dtype));
   ModelOptions options;
@@ -422,9 +455,12 @@ int dispatch(int argc, char** argv) {
   } else if (command == "run") {
     st = parse_args(argc, argv,
                     {"--weights", "--input", "--output", "--lengths", "--h0", "--c0", "--hn", "--cn", "--backend",
-                     "--dtype", "--prefix", "--padding"},
+                     "--dtype", "--naming", "--prefix", "--onnx-node", "--padding"},
                     {"--batch-first"}, &args);
     if (st.ok()) st = cmd_run(args);
+  } else if (command == "convert") {
+    st = parse_args(argc, argv, {"--weights", "--output", "--naming", "--prefix", "--onnx-node"}, {}, &args);
+    if (st.ok()) st = cmd_convert(args);
   } else if (command == "check") {
     st = parse_args(argc, argv, {"--config"}, {}, &args);
     if (st.ok()) st = cmd_check(args, &exit_code);

@@ -150,6 +150,103 @@ expect("h0 wrong size", ["run", "--weights", path("m.safetensors"), "--input", p
 expect("output dir missing", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--output",
        path("no/such/dir/y.npy")], 1, stderr_has="IoError")
 
+# --- other frameworks' naming conventions: run --naming/--onnx-node and convert ------------------------------------
+import json
+
+
+def write_safetensors(name, tensors, metadata=None):
+    """tensors: {name: (shape, list of floats)} written as F32."""
+    header, data = {}, b""
+    for key, (shape, values) in sorted(tensors.items()):
+        payload = struct.pack(f"<{len(values)}f", *values)
+        header[key] = {"dtype": "F32", "shape": list(shape), "data_offsets": [len(data), len(data) + len(payload)]}
+        data += payload
+    if metadata:
+        header["__metadata__"] = metadata
+    text = json.dumps(header).encode()
+    with open(path(name), "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data)
+
+
+def pb_varint(v):
+    out = b""
+    while v >= 0x80:
+        out += bytes([(v & 0x7F) | 0x80])
+        v >>= 7
+    return out + bytes([v])
+
+
+def pb_field(number, payload):  # a length-delimited field
+    return pb_varint(number << 3 | 2) + pb_varint(len(payload)) + payload
+
+
+def pb_int(number, v):
+    return pb_varint(number << 3) + pb_varint(v)
+
+
+def onnx_tensor(name, dims, values):  # TensorProto: dims 1, data_type 2 (FLOAT), name 8, raw_data 9
+    return (b"".join(pb_int(1, d) for d in dims) + pb_int(2, 1) + pb_field(8, name.encode())
+            + pb_field(9, struct.pack(f"<{len(values)}f", *values)))
+
+
+def onnx_lstm_model(hidden, inputs):  # ModelProto{ir_version 1, graph 7{node 1, initializer 5}}
+    w = [((k % 7) - 3) * 0.05 for k in range(4 * hidden * inputs)]
+    r = [((k % 5) - 2) * 0.05 for k in range(4 * hidden * hidden)]
+    b = [((k % 3) - 1) * 0.1 for k in range(8 * hidden)]
+    attr = pb_field(1, b"hidden_size") + pb_int(20, 2) + pb_int(3, hidden)
+    node = (b"".join(pb_field(1, n.encode()) for n in ["X", "W", "R", "B"]) + pb_field(2, b"Y")
+            + pb_field(3, b"the_lstm") + pb_field(4, b"LSTM") + pb_field(5, attr))
+    graph = (pb_field(1, node) + pb_field(5, onnx_tensor("W", [1, 4 * hidden, inputs], w))
+             + pb_field(5, onnx_tensor("R", [1, 4 * hidden, hidden], r)) + pb_field(5, onnx_tensor("B", [1, 8 * hidden], b)))
+    return pb_int(1, 8) + pb_field(7, graph)
+
+
+expect("convert pytorch", ["convert", "--weights", path("m.safetensors"), "--output", path("m_conv.safetensors")], 0,
+       stdout_has="wrote")
+expect("run converted", ["run", "--weights", path("m_conv.safetensors"), "--input", path("x.npy"), "--lengths",
+       path("len.npy"), "--h0", path("h0.npy"), "--c0", path("c0.npy"), "--output", path("y_conv.npy"),
+       "--backend", "reference"], 0)
+if os.path.exists(path("y_conv.npy")) and open(path("y.npy"), "rb").read() != open(path("y_conv.npy"), "rb").read():
+    failures.append("convert changed the model: y_conv.npy != y.npy")
+
+# A Keras 3 LSTM(3) on 2 features: kernel [2, 12], recurrent_kernel [3, 12], bias [12]; Keras inputs are [B, T, F].
+write_safetensors("keras.safetensors", {
+    "lstm/lstm_cell/kernel": ([2, 12], [0.01 * k for k in range(24)]),
+    "lstm/lstm_cell/recurrent_kernel": ([3, 12], [-0.01 * k for k in range(36)]),
+    "lstm/lstm_cell/bias": ([12], [0.1] * 12)},
+    {"culstm.layers": '["lstm"]', "culstm.keras": '{"keras_version": "3.4.1", "recurrent_activation": "sigmoid"}'})
+write_npy("x_keras.npy", "<f4", (2, 4, 2), struct.pack("<16f", *[0.1 * k for k in range(16)]))
+expect("run keras", ["run", "--weights", path("keras.safetensors"), "--naming", "keras", "--input",
+       path("x_keras.npy"), "--output", path("y_keras.npy"), "--backend", "reference"], 0, stdout_has="batch_major")
+expect("run keras auto", ["run", "--weights", path("keras.safetensors"), "--input", path("x_keras.npy"), "--output",
+       path("y_keras2.npy"), "--backend", "reference"], 0)
+expect("convert keras", ["convert", "--weights", path("keras.safetensors"), "--output", path("keras_conv.safetensors")],
+       0, stdout_has="H=3")
+expect("run keras converted", ["run", "--weights", path("keras_conv.safetensors"), "--input", path("x_keras.npy"),
+       "--output", path("y_keras3.npy"), "--backend", "reference"], 0)
+if os.path.exists(path("y_keras3.npy")) and open(path("y_keras.npy"), "rb").read() != open(path("y_keras3.npy"), "rb").read():
+    failures.append("convert changed the Keras model: y_keras3.npy != y_keras.npy")
+expect("keras as pytorch", ["run", "--weights", path("keras.safetensors"), "--naming", "pytorch", "--input",
+       path("x_keras.npy"), "--output", path("y.npy")], 1, stderr_has="weight_ih_l0")
+
+with open(path("lstm.onnx"), "wb") as f:
+    f.write(onnx_lstm_model(hidden=3, inputs=2))
+write_npy("x_onnx.npy", "<f4", (4, 2, 2), struct.pack("<16f", *[0.1 * k for k in range(16)]))
+expect("run onnx", ["run", "--weights", path("lstm.onnx"), "--onnx-node", "the_lstm", "--input", path("x_onnx.npy"),
+       "--output", path("y_onnx.npy"), "--backend", "reference"], 0, stdout_has="H=3")
+expect("convert onnx", ["convert", "--weights", path("lstm.onnx"), "--output", path("onnx_conv.safetensors")], 0)
+expect("onnx wrong node", ["run", "--weights", path("lstm.onnx"), "--onnx-node", "nope", "--input", path("x_onnx.npy"),
+       "--output", path("y.npy")], 2, stderr_has="the_lstm")
+with open(path("truncated.onnx"), "wb") as f:
+    f.write(onnx_lstm_model(hidden=3, inputs=2)[:100])
+expect("truncated onnx", ["run", "--weights", path("truncated.onnx"), "--input", path("x_onnx.npy"), "--output",
+       path("y.npy")], 1, stderr_has="FormatError")
+expect("bad naming", ["run", "--weights", path("m.safetensors"), "--naming", "caffe", "--input", path("x.npy"),
+       "--output", path("y.npy")], 2, stderr_has="--naming")
+expect("onnx-node on safetensors", ["convert", "--weights", path("m.safetensors"), "--onnx-node", "x", "--output",
+       path("o.safetensors")], 2, stderr_has="--onnx-node")
+expect("convert missing output", ["convert", "--weights", path("m.safetensors")], 2, stderr_has="--output")
+
 print(f"cli: {passed} passed, {len(failures)} failed")
 for f in failures:
     print("FAIL", f)
