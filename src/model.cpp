@@ -4,6 +4,7 @@
 
 #include "backend.h"
 #include "detail.h"
+#include "nvtx.h"
 
 namespace culstm {
 namespace {
@@ -149,6 +150,7 @@ int Context::device() const noexcept {
 }
 
 Status forward(Context& ctx, const Model& model, const ForwardArgs& args, Stream stream) {
+  const nvtx::Range range("culstm/forward");
   const BackendImpl& impl = model.impl();
   if (ctx.backend() != impl.kind()) {
     return error(StatusCode::kInvalidArgument, "ctx: expected a Context for backend ", backend_name(impl.kind()),

@@ -1,5 +1,7 @@
 // The `cuda` backend (DESIGN.md §1). Issue 4 implements it; until then it reports clearly that it cannot run, so
 // `auto` falls back to the reference and an explicit request gets kNotImplemented.
+// Profiling (docs/profiling.md): culstm::forward already wraps every call in the `culstm/forward` NVTX range; the
+// backend's forward() wraps the host code of each (layer, direction) in nvtx::LayerRange (src/nvtx.h).
 #include <string>
 
 #include "../backend.h"

@@ -1,5 +1,7 @@
 // The `cudnn` backend on cuDNN 9's RNN API (DESIGN.md §1). Issue 5 implements it; until then it reports clearly
 // why it cannot run.
+// Profiling (docs/profiling.md): culstm::forward already wraps every call in the `culstm/forward` NVTX range; the
+// backend's forward() wraps the host code of each (layer, direction) in nvtx::LayerRange (src/nvtx.h).
 #include <string>
 
 #include "../backend.h"

@@ -8,6 +8,7 @@
 #include "../backend.h"
 #include "../detail.h"
 #include "../float16.h"
+#include "../nvtx.h"
 #include "cell_math.h"
 
 namespace culstm {
@@ -183,6 +184,7 @@ Status ReferenceBackend::forward(ContextImpl& /*ctx*/, const ForwardArgs& args, 
   double* out = buffer_b;
   for (int layer = 0; layer < spec_.num_layers; ++layer) {
     for (int dir = 0; dir < spec_.num_directions(); ++dir) {
+      const nvtx::LayerRange range(layer, spec_.runs_reversed(dir));
       for (std::int64_t b = 0; b < B; ++b) {
         const std::int64_t len = lengths ? lengths[b] : T;
         run_sequence(layer, dir, b, T, B, len, in, spec_.layer_input_size(layer), out, state, args);
