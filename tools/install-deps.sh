@@ -3,7 +3,8 @@
 # (nvcc, cuBLAS, cuDNN 9) is expected to be installed already; this script says so clearly when it is not.
 set -euo pipefail
 
-packages=(cmake ninja-build g++ libgtest-dev googletest python3)
+# clang-14 + libclang-rt-14-dev: the libFuzzer targets in tests/fuzz (built and run briefly by ctest when present).
+packages=(cmake ninja-build g++ libgtest-dev googletest python3 clang-14 libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -374,8 +374,13 @@ Status import_keras(const SafetensorsFile& file, const std::string& prefix, Lstm
   spec.bias = c0.bias != nullptr;
   CULSTM_RETURN_IF_ERROR(validate_inferred(spec, str("the Keras layers under prefix '", prefix, "'")));
 
+  // Every cell is checked and converted before the canonical weights are allocated: their size then follows from
+  // tensors that exist in the file, not from a layer count a hostile file could inflate.
   const std::int64_t H = spec.hidden_size;
-  Weights weights = Weights::zeros_for(spec);
+  struct Converted {
+    std::vector<float> kernel, recurrent, bias;
+  };
+  std::vector<Converted> converted(static_cast<std::size_t>(spec.num_layers) * static_cast<std::size_t>(D));
   for (int l = 0; l < spec.num_layers; ++l) {
     const KerasLayer& layer = layers.at(order[static_cast<std::size_t>(l)]);
     const std::int64_t I = spec.layer_input_size(l);
@@ -392,20 +397,26 @@ Status import_keras(const SafetensorsFile& file, const std::string& prefix, Lstm
                      " while '", c0.bias ? c0.bias_name : c0.recurrent_name, "' ",
                      c0.bias ? "has one" : "has none", " (use_bias must be the same for every layer)");
       }
-      std::vector<float> kernel, recurrent, bias;
-      CULSTM_RETURN_IF_ERROR(float_tensor(c.kernel_name, *c.kernel, {I, 4 * H}, &kernel));
-      CULSTM_RETURN_IF_ERROR(float_tensor(c.recurrent_name, *c.recurrent, {H, 4 * H}, &recurrent));
-      if (c.bias) CULSTM_RETURN_IF_ERROR(float_tensor(c.bias_name, *c.bias, {4 * H}, &bias));
+      Converted& v = converted[static_cast<std::size_t>(l * D + d)];
+      CULSTM_RETURN_IF_ERROR(float_tensor(c.kernel_name, *c.kernel, {I, 4 * H}, &v.kernel));
+      CULSTM_RETURN_IF_ERROR(float_tensor(c.recurrent_name, *c.recurrent, {H, 4 * H}, &v.recurrent));
+      if (c.bias) CULSTM_RETURN_IF_ERROR(float_tensor(c.bias_name, *c.bias, {4 * H}, &v.bias));
+    }
+  }
+  Weights weights = Weights::zeros_for(spec);
+  for (int l = 0; l < spec.num_layers; ++l) {
+    const std::size_t rows = static_cast<std::size_t>(4 * H), in = static_cast<std::size_t>(spec.layer_input_size(l)),
+                      h = static_cast<std::size_t>(H);
+    for (int d = 0; d < D; ++d) {
+      const Converted& v = converted[static_cast<std::size_t>(l * D + d)];
       LayerWeights& lw = weights.at(l, d);
-      const std::size_t rows = static_cast<std::size_t>(4 * H), in = static_cast<std::size_t>(I),
-                        h = static_cast<std::size_t>(H);
       // Keras gate order i, f, c, o is PyTorch's i, f, g, o: the matrices only need transposing.
       for (std::size_t r = 0; r < rows; ++r) {
-        for (std::size_t k = 0; k < in; ++k) lw.w_ih[r * in + k] = kernel[k * rows + r];
-        for (std::size_t k = 0; k < h; ++k) lw.w_hh[r * h + k] = recurrent[k * rows + r];
+        for (std::size_t k = 0; k < in; ++k) lw.w_ih[r * in + k] = v.kernel[k * rows + r];
+        for (std::size_t k = 0; k < h; ++k) lw.w_hh[r * h + k] = v.recurrent[k * rows + r];
       }
       if (spec.bias) {
-        lw.b_ih = bias;  // Keras has one bias
+        lw.b_ih = v.bias;  // Keras has one bias
         std::fill(lw.b_hh.begin(), lw.b_hh.end(), 0.0f);
       }
     }

@@ -339,12 +339,16 @@ Status from_safetensors_unchecked(const SafetensorsFile& file, const std::string
     bool present;
     std::vector<std::int64_t> shape;
   };
-  Weights weights = Weights::zeros_for(spec);
-  for (int pass = 0; pass < 2; ++pass) {  // pass 0 checks everything, pass 1 converts: no work on a bad file
+  // Pass 0 checks everything, pass 1 converts: no work on a bad file, and the weights are allocated only once every
+  // tensor is known to hold its share of them (a hostile file cannot make a few bytes ask for gigabytes).
+  Weights weights;
+  LayerWeights unused;  // what pass 0's table points at; it only reads shapes
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1) weights = Weights::zeros_for(spec);
     for (int l = 0; l < num_layers; ++l) {
       for (int d = 0; d < D; ++d) {
         const bool reverse = d == 1;
-        LayerWeights& lw = weights.at(l, d);
+        LayerWeights& lw = pass == 1 ? weights.at(l, d) : unused;
         const std::pair<Expected, std::vector<float>*> tensors[] = {
             {{Kind::kWeightIh, true, {4 * H, spec.layer_input_size(l)}}, &lw.w_ih},
             {{Kind::kWeightHh, true, {4 * H, R}}, &lw.w_hh},
