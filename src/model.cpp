@@ -26,6 +26,13 @@ Status check_options(const ModelOptions& options) {
     return error(StatusCode::kInvalidArgument, "options.max_seq_len: expected a value in [1, 16777216], got ",
                  options.max_seq_len);
   }
+  const int algo = static_cast<int>(options.cudnn_algo);
+  if (algo < 0 || algo > 4) {
+    return error(StatusCode::kInvalidArgument,
+                 "options.cudnn_algo: expected auto(0), standard(1), persist_static(2), persist_static_small_h(3) or "
+                 "persist_dynamic(4), got ",
+                 algo);
+  }
   if (options.device < 0) {
     return error(StatusCode::kInvalidArgument, "options.device: expected a CUDA device ordinal >= 0, got ",
                  options.device);

@@ -35,11 +35,24 @@ CULSTM_API bool backend_available(Backend backend, std::string* why = nullptr);
 // Number of usable CUDA devices; 0 when there is no driver or no device, with the runtime's reason in `why`.
 CULSTM_API int cuda_device_count(std::string* why = nullptr);
 
+// The cuDNN RNN algorithm the `cudnn` backend runs (ignored by the other backends; docs/cudnn_backend.md).
+// An explicit algorithm that cuDNN refuses for the spec or a call's shape gives kNotSupported naming it.
+enum class CudnnAlgo : int {
+  kAuto = 0,                 // first forward of each new (B, T, all-lengths-T?) times every legal algorithm on the
+                             // caller's stream and keeps the fastest: that one call synchronizes; later calls do not
+  kStandard = 1,             // CUDNN_RNN_ALGO_STANDARD
+  kPersistStatic = 2,        // CUDNN_RNN_ALGO_PERSIST_STATIC
+  kPersistStaticSmallH = 3,  // CUDNN_RNN_ALGO_PERSIST_STATIC_SMALL_H
+  kPersistDynamic = 4,       // CUDNN_RNN_ALGO_PERSIST_DYNAMIC (compiled at run time per batch size and Context)
+};
+CULSTM_API const char* cudnn_algo_name(CudnnAlgo a) noexcept;  // "auto", "standard", "persist_static", ...
+
 struct ModelOptions {
   Backend backend = Backend::kAuto;
   int device = 0;               // CUDA device ordinal (GPU backends)
   std::int64_t max_batch = 64;  // forward() refuses larger batches; workspace and plans are sized for these
   std::int64_t max_seq_len = 4096;
+  CudnnAlgo cudnn_algo = CudnnAlgo::kAuto;  // backend cudnn only
 };
 
 // The schedule: per layer and direction, which engine runs the recurrence, its workspace slice, and why.

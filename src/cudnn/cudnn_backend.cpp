@@ -6,11 +6,20 @@
 
 #include "../backend.h"
 #include "../detail.h"
+#include "cudnn_host.h"
 
 namespace culstm {
 
-Status make_cudnn_backend(const LstmSpec& /*spec*/, const Weights& /*weights*/, const ModelOptions& options,
+Status make_cudnn_backend(const LstmSpec& spec, const Weights& /*weights*/, const ModelOptions& options,
                           std::unique_ptr<BackendImpl>* /*out*/) {
+#if !CULSTM_WITH_CUDNN
+  (void)spec;
+  (void)options;
+  return detail::error(StatusCode::kBackendUnavailable,
+                       "backend cudnn: culstm was built without cuDNN (CULSTM_WITH_CUDNN=OFF)");
+#else
+  // What cuDNN's LSTM cannot express is known without a GPU (src/cudnn/cudnn_host.h).
+  CULSTM_RETURN_IF_ERROR(cudnn_host::check_spec_support(spec));
   std::string why;
   if (!backend_available(Backend::kCudnn, &why)) {
     return detail::error(StatusCode::kBackendUnavailable, "backend cudnn: ", why);
@@ -21,6 +30,7 @@ Status make_cudnn_backend(const LstmSpec& /*spec*/, const Weights& /*weights*/, 
                          "], got ", options.device);
   }
   return detail::error(StatusCode::kNotImplemented, "backend cudnn: not implemented yet");
+#endif
 }
 
 }  // namespace culstm
