@@ -1247,7 +1247,10 @@ int bench_main(int argc, char** argv) {
   if (done < grid.size()) {
     std::printf("culstm_bench: time budget of %.0f s reached: %zu of %zu configurations run; the rest not run:\n",
                 o.budget_s, done, grid.size());
-    for (std::size_t k = done; k < grid.size(); ++k) std::printf("  not run: %s\n", grid[k].describe().c_str());
+    for (std::size_t k = done; k < grid.size() && k < done + 10; ++k) {
+      std::printf("  not run: %s\n", grid[k].describe().c_str());
+    }
+    if (grid.size() > done + 10) std::printf("  ... and %zu more (--dry-run lists the order)\n", grid.size() - done - 10);
   }
   if (!write_json_list(o.json_path, records)) {
     std::fprintf(stderr, "culstm_bench: error: cannot write %s\n", o.json_path.c_str());
