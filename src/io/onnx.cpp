@@ -400,7 +400,9 @@ Status parse_model(const std::uint8_t* data, std::size_t size, Graph* out) {
   }
 }
 
-Status tensor_to_array(const Tensor& t, Array* out) {
+namespace {
+
+Status tensor_to_array_unchecked(const Tensor& t, Array* out) {
   const std::string name = t.name.empty() ? std::string("<unnamed>") : t.name;
   if (t.external) {
     return error(StatusCode::kNotSupported, "tensor '", name,
@@ -446,15 +448,17 @@ Status tensor_to_array(const Tensor& t, Array* out) {
       return error(StatusCode::kFormatError, "tensor '", name, "': ", field, " holds ", got, " values, its dims need ",
                    numel);
     };
+    // Counts first: the dims alone must never decide an allocation (they can claim terabytes in a few bytes).
+    const char* field = dtype == DType::kF32 ? "float_data" : dtype == DType::kF64 ? "double_data" : "int32_data";
+    const std::size_t have = dtype == DType::kF32 ? t.float_data.size()
+                             : dtype == DType::kF64 ? t.double_data.size() : t.int32_data.size();
+    if (have != numel || typed != have) return count_error(field, typed);
     a.bytes.resize(static_cast<std::size_t>(bytes));
     if (dtype == DType::kF32) {
-      if (t.float_data.size() != numel || typed != t.float_data.size()) return count_error("float_data", typed);
       if (bytes) std::memcpy(a.bytes.data(), t.float_data.data(), static_cast<std::size_t>(bytes));
     } else if (dtype == DType::kF64) {
-      if (t.double_data.size() != numel || typed != t.double_data.size()) return count_error("double_data", typed);
       if (bytes) std::memcpy(a.bytes.data(), t.double_data.data(), static_cast<std::size_t>(bytes));
     } else {  // f16 / bf16: 16-bit patterns in int32_data
-      if (t.int32_data.size() != numel || typed != t.int32_data.size()) return count_error("int32_data", typed);
       for (std::size_t k = 0; k < t.int32_data.size(); ++k) {
         const std::int64_t v = t.int32_data[k];
         if (v < 0 || v > 0xffff) {
@@ -468,6 +472,16 @@ Status tensor_to_array(const Tensor& t, Array* out) {
   }
   *out = std::move(a);
   return Status::Ok();
+}
+
+}  // namespace
+
+Status tensor_to_array(const Tensor& t, Array* out) {
+  try {
+    return tensor_to_array_unchecked(t, out);
+  } catch (const std::bad_alloc&) {
+    return error(StatusCode::kFormatError, "tensor '", t.name, "': out of memory");
+  }
 }
 
 }  // namespace onnx

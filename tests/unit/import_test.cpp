@@ -653,6 +653,28 @@ TEST(ImportOnnxFileTest, SurvivesTruncationAndCorruption) {
   const Bytes overflow = ob::model({ob::node("LSTM", "l", {"X", "W", "R"}, {"Y"}, {})}, {dims});
   EXPECT_TRUE(HasError(import_onnx_bytes(overflow.data(), overflow.size(), "", &spec, &w), StatusCode::kFormatError,
                        "overflow"));
+  // Dims that fit but claim terabytes, with one typed value (found by fuzz_onnx: the reader allocated before
+  // counting; tests/fuzz/regressions/onnx/huge-dims-typed-data-alloc).
+  for (int storage = 0; storage < 3; ++storage) {
+    Bytes t;
+    ob::int_field(&t, 1, std::int64_t{1} << 20);
+    ob::int_field(&t, 1, std::int64_t{1} << 20);
+    ob::int_field(&t, 2, storage == 0 ? 1 : storage == 1 ? 10 : 11);
+    if (storage == 0) ob::float_field(&t, 4, 1.0f);
+    if (storage == 1) ob::int_field(&t, 5, 0x3c00);
+    if (storage == 2) {
+      ob::key(&t, 10, 1);
+      t.insert(t.end(), 8, 0);
+    }
+    ob::string_field(&t, 8, "W");
+    io::onnx::Graph graph;
+    const Bytes m = ob::model({ob::node("LSTM", "l", {"X", "W", "R"}, {"Y"}, {})}, {t});
+    ASSERT_TRUE(io::onnx::parse_model(m.data(), m.size(), &graph).ok());
+    Array array;
+    EXPECT_TRUE(HasError(io::onnx::tensor_to_array(graph.initializers.at(0), &array), StatusCode::kFormatError,
+                         "holds 1 values")) << "storage " << storage;
+    EXPECT_TRUE(HasError(import_onnx_bytes(m.data(), m.size(), "", &spec, &w), StatusCode::kFormatError, "'W'"));
+  }
 }
 
 TEST(ImportOnnxFileTest, ReadsFilesAndRefusesMismatchedOptions) {
