@@ -346,10 +346,9 @@ Status node_attributes(const onnx::Node& node, internal::OnnxLstmAttributes* out
     } else if (attr.name == "activations") {
       CULSTM_RETURN_IF_ERROR(need(!attr.strings.empty() || attr.type == 8, "a list of strings"));
       a.activations = attr.strings;
-    } else if (attr.name == "activation_alpha") {
-      a.activation_alpha = attr.floats;
-    } else if (attr.name == "activation_beta") {
-      a.activation_beta = attr.floats;
+    } else if (attr.name == "activation_alpha" || attr.name == "activation_beta") {
+      CULSTM_RETURN_IF_ERROR(need(!attr.floats.empty() || attr.type == 6, "a list of floats"));
+      (attr.name == "activation_alpha" ? a.activation_alpha : a.activation_beta) = attr.floats;
     } else if (attr.name == "clip") {
       CULSTM_RETURN_IF_ERROR(need(attr.has_f, "a float"));
       a.has_clip = true;

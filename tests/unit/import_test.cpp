@@ -584,6 +584,10 @@ TEST(ImportOnnxFileTest, RefusesWhatCulstmCannotExpress) {
   EXPECT_TRUE(HasError(import(ob::model({ob::node("LSTM", "l", {"X", "W", "R"}, {"Y"}, {ob::attr_int("direction", 1)})},
                                         inits)),
                        StatusCode::kFormatError, "direction"));
+  EXPECT_TRUE(HasError(import(ob::model({ob::node("LSTM", "l", {"X", "W", "R"}, {"Y"},
+                                                  {ob::attr_float("activation_alpha", 0.5f)})},
+                                        inits)),
+                       StatusCode::kFormatError, "activation_alpha"));
   // External data.
   Bytes external = ob::tensor("W", {1, 8, 3}, o.W);
   ob::int_field(&external, 14, 1);
