@@ -1,0 +1,97 @@
+// Device helpers of the cuDNN backend: upload the sequence lengths, and reverse each sequence's valid prefix (the
+// reverse-only direction runs as a forward cuDNN LSTM on time-reversed sequences; docs/cudnn_backend.md).
+#include <algorithm>
+
+#include "cudnn_kernels.h"
+
+namespace culstm {
+namespace cudnn_kernels {
+namespace {
+
+struct LengthsChunk {
+  std::int32_t count;
+  std::int32_t values[kLengthsPerLaunch];
+};
+
+__global__ void store_lengths_kernel(const LengthsChunk chunk, std::int32_t* dst) {
+  for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < chunk.count; b += gridDim.x * blockDim.x) {
+    dst[b] = chunk.values[b];
+  }
+}
+
+__global__ void fill_lengths_kernel(std::int32_t value, std::int64_t batch, std::int32_t* dst) {
+  for (std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; b < batch;
+       b += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    dst[b] = value;
+  }
+}
+
+template <typename E>
+__global__ void reverse_kernel(const E* __restrict__ src, E* __restrict__ dst, const std::int32_t* __restrict__ lengths,
+                               std::int64_t batch, std::int64_t steps, std::int64_t features, bool batch_major,
+                               bool fill, E fill_value) {
+  const std::int64_t rows = batch * steps;
+  for (std::int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const std::int64_t b = batch_major ? row / steps : row % batch;
+    const std::int64_t t = batch_major ? row % steps : row / batch;
+    const std::int64_t len = lengths[b];
+    E* out = dst + row * features;
+    if (t < len) {
+      const std::int64_t s = len - 1 - t;
+      const E* in = src + (batch_major ? b * steps + s : s * batch + b) * features;
+      for (std::int64_t f = threadIdx.x; f < features; f += blockDim.x) out[f] = in[f];
+    } else if (fill) {
+      for (std::int64_t f = threadIdx.x; f < features; f += blockDim.x) out[f] = fill_value;
+    } else {
+      const E* in = src + row * features;
+      for (std::int64_t f = threadIdx.x; f < features; f += blockDim.x) out[f] = in[f];
+    }
+  }
+}
+
+unsigned grid_for(std::int64_t work, int per_block) {
+  const std::int64_t blocks = (work + per_block - 1) / per_block;
+  return static_cast<unsigned>(std::max<std::int64_t>(1, std::min<std::int64_t>(blocks, 65535)));
+}
+
+}  // namespace
+
+cudaError_t store_lengths(const std::int32_t* lengths, std::int64_t batch, std::int32_t steps, std::int32_t* dst,
+                          cudaStream_t stream) {
+  if (lengths == nullptr) {
+    fill_lengths_kernel<<<grid_for(batch, 256), 256, 0, stream>>>(steps, batch, dst);
+    return cudaGetLastError();
+  }
+  for (std::int64_t first = 0; first < batch; first += kLengthsPerLaunch) {
+    LengthsChunk chunk;
+    chunk.count = static_cast<std::int32_t>(std::min<std::int64_t>(kLengthsPerLaunch, batch - first));
+    for (int k = 0; k < chunk.count; ++k) chunk.values[k] = lengths[first + k];
+    store_lengths_kernel<<<grid_for(chunk.count, 256), 256, 0, stream>>>(chunk, dst + first);
+    const cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+  }
+  return cudaSuccess;
+}
+
+cudaError_t reverse_sequences(const void* src, void* dst, const std::int32_t* lengths, std::int64_t batch,
+                              std::int64_t steps, std::int64_t features, std::size_t element_size, bool batch_major,
+                              bool fill, std::uint32_t fill_bits, cudaStream_t stream) {
+  const std::int64_t rows = batch * steps;
+  const unsigned grid = static_cast<unsigned>(std::max<std::int64_t>(1, std::min<std::int64_t>(rows, 65535)));
+  const int block = features >= 256 ? 256 : features >= 64 ? 128 : 32;
+  if (element_size == 4) {
+    reverse_kernel<std::uint32_t><<<grid, block, 0, stream>>>(static_cast<const std::uint32_t*>(src),
+                                                              static_cast<std::uint32_t*>(dst), lengths, batch,
+                                                              steps, features, batch_major, fill, fill_bits);
+  } else if (element_size == 2) {
+    reverse_kernel<std::uint16_t><<<grid, block, 0, stream>>>(
+        static_cast<const std::uint16_t*>(src), static_cast<std::uint16_t*>(dst), lengths, batch, steps, features,
+        batch_major, fill, static_cast<std::uint16_t>(fill_bits));
+  } else {
+    return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace cudnn_kernels
+}  // namespace culstm
