@@ -50,13 +50,16 @@ const OnnxActivation kOnnxActivations[] = {
     {"softplus", ActivationKind::kSoftplus, false, false},
 };
 
-// The ONNX operator defaults of alpha/beta (what culstm's Activation factories carry).
+// alpha/beta when the node's lists do not provide them: what ONNX Runtime uses, since an imported model must give
+// the answers the framework gives. Measured against onnxruntime 1.32 (tests/conformance: onnx_default_alpha_*):
+// LeakyRelu 0.01, HardSigmoid 0.2/0.5 and Elu 1 (the standalone operators' defaults), but 0 for Affine,
+// ThresholdedRelu and ScaledTanh (ONNX leaves these unspecified for LSTM).
 Activation default_activation(ActivationKind kind) {
   switch (kind) {
-    case ActivationKind::kAffine: return Activation::affine(1.0f, 0.0f);
+    case ActivationKind::kAffine: return Activation::affine(0.0f, 0.0f);
     case ActivationKind::kLeakyRelu: return Activation::leaky_relu();
-    case ActivationKind::kThresholdedRelu: return Activation::thresholded_relu();
-    case ActivationKind::kScaledTanh: return Activation::scaled_tanh();
+    case ActivationKind::kThresholdedRelu: return Activation::thresholded_relu(0.0f);
+    case ActivationKind::kScaledTanh: return Activation::scaled_tanh(0.0f, 0.0f);
     case ActivationKind::kHardSigmoid: return Activation::hard_sigmoid();
     case ActivationKind::kElu: return Activation::elu();
     default: return Activation{kind, 0.0f, 0.0f};

@@ -242,6 +242,11 @@ def main():
               h0=True, c0=True, layout=1, note="layout=1 with P (cross-checked with onnx.reference)")
     make_case("layout1_fwd_clip_lens", 225, I=3, H=5, T=6, B=3, clip=0.9, scale=2.0, lengths=[0, 6, 3], h0=True,
               c0=True, layout=1, note="layout=1 with clip and sequence_lens incl. 0")
+    make_case("onnx_default_alpha_thresholded", 226, I=4, H=5, T=6, B=3,
+              activations=["Sigmoid", "ThresholdedRelu", "Tanh"], h0=True, c0=True,
+              note="ThresholdedRelu with no alpha list: ORT uses alpha 0, not the operator's 1.0")
+    make_case("onnx_default_alpha_affine", 227, I=4, H=5, T=6, B=2, activations=["Sigmoid", "Affine", "Tanh"],
+              h0=True, c0=True, note="Affine with no alpha/beta lists: ORT uses 0/0, so g = 0 and c decays")
     make_case("max16", 224, I=16, H=16, T=8, B=4, direction="bidirectional", peepholes=True, lengths=[8, 5, 1, 7],
               h0=True, c0=True, note="largest sizes used: I=H=16, T=8, B=4")
 
