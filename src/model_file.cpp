@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "detail.h"
+#include "io/import.h"
 #include "io/weights_io.h"
 
 namespace culstm {
@@ -21,6 +22,21 @@ Status load_model_file(const std::string& path, const std::string& prefix, LstmS
     return Status::Ok();
   } catch (const std::exception& e) {
     return Status(StatusCode::kInternal, std::string("load_model_file: unexpected exception: ") + e.what());
+  }
+}
+
+Status import_model_file(const std::string& path, const std::string& naming, const std::string& prefix,
+                         const std::string& onnx_node, LstmSpec* spec, Weights* weights) {
+  if (spec == nullptr) return Status(StatusCode::kNullPointer, "spec: the output pointer is null");
+  if (weights == nullptr) return Status(StatusCode::kNullPointer, "weights: the output pointer is null");
+  try {
+    io::ImportOptions options;
+    CULSTM_RETURN_IF_ERROR(io::parse_naming(naming, &options.naming));
+    options.prefix = prefix;
+    options.onnx_node = onnx_node;
+    return io::import_model_file(path, options, spec, weights);  // writes the outputs only on success
+  } catch (const std::exception& e) {
+    return Status(StatusCode::kInternal, std::string("import_model_file: unexpected exception: ") + e.what());
   }
 }
 

@@ -1,5 +1,5 @@
 // culstm/model_file.h: reading and writing model files (safetensors with PyTorch nn.LSTM tensor names plus
-// culstm's spec metadata; docs/formats.md). Include it explicitly; culstm.hpp does not.
+// culstm's spec metadata; other frameworks' conventions and .onnx through import_model_file; docs/formats.md). Include it explicitly; culstm.hpp does not.
 #pragma once
 
 #include <string>
@@ -19,6 +19,15 @@ namespace culstm {
 // `weights` are written only on success.
 CULSTM_API Status load_model_file(const std::string& path, const std::string& prefix, LstmSpec* spec,
                                   Weights* weights);
+
+// Reads a model exported from any supported framework: safetensors with PyTorch, Keras, ONNX or MindSpore tensor
+// names (`naming` "auto" detects the convention; or "pytorch", "keras", "onnx", "mindspore"), or an .onnx file
+// (chosen by extension; `onnx_node` names the LSTM node when the graph has several). Weights are converted into the
+// canonical layout (docs/formats.md lists each convention). kInvalidArgument for an unknown naming, kNotSupported
+// for a model option culstm cannot express, kFormatError/kShapeMismatch naming the bad tensor or attribute.
+// `spec` and `weights` are written only on success.
+CULSTM_API Status import_model_file(const std::string& path, const std::string& naming, const std::string& prefix,
+                                    const std::string& onnx_node, LstmSpec* spec, Weights* weights);
 
 // Writes `weights` (checked against `spec` first) to `path` with PyTorch names, as f32 tensors (or spec.dtype when
 // it is f16/bf16), and the spec as "culstm.spec" metadata, so that load_model_file gives back the same spec.
