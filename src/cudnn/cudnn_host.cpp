@@ -112,28 +112,25 @@ Status view_of(const std::string& name, const ParamLocation& loc, ParamKind kind
                    loc.strides[k], " in dim ", k);
     }
   }
-  if (kind == ParamKind::kMatrix) {
-    bool ok = loc.rank >= 2 && loc.dims[loc.rank - 2] == rows && loc.dims[loc.rank - 1] == cols;
-    for (int k = 0; ok && k < loc.rank - 2; ++k) ok = loc.dims[k] == 1;
-    if (!ok) {
-      return error(StatusCode::kInternal, name, ": cuDNN reports shape ", dims_string(loc), ", culstm expects [",
-                   rows, ", ", cols, "] (leading dims 1)");
-    }
-    view->row_stride = loc.strides[loc.rank - 2];
-    view->col_stride = loc.strides[loc.rank - 1];
-  } else {
-    std::int64_t count = 1;
-    int vector_dim = -1;
-    for (int k = 0; k < loc.rank; ++k) {
-      count *= loc.dims[k];
-      if (loc.dims[k] != 1) vector_dim = vector_dim < 0 ? k : -2;
-    }
-    if (count != rows || vector_dim == -2) {
-      return error(StatusCode::kInternal, name, ": cuDNN reports shape ", dims_string(loc),
-                   ", culstm expects a vector of ", rows, " values");
-    }
-    view->row_stride = vector_dim >= 0 ? loc.strides[vector_dim] : 1;
-    view->col_stride = 0;
+  // Match the dims that are not 1, in order, to the expected [rows, cols] (a bias: [H]) without its extents of 1:
+  // [1, H, I], [H, I] and [H, I, 1] all describe an [H, I] matrix, [1, H, 1] and [H] a bias; strides say where each
+  // element is, so a transposed or padded layout is followed rather than assumed away.
+  std::int64_t want[2] = {rows, kind == ParamKind::kMatrix ? cols : 1};
+  std::int64_t* stride_of[2] = {&view->row_stride, &view->col_stride};
+  view->row_stride = view->col_stride = 0;
+  int next = 0;
+  bool ok = true;
+  for (int k = 0; ok && k < loc.rank; ++k) {
+    if (loc.dims[k] == 1) continue;
+    while (next < 2 && want[next] == 1) ++next;
+    ok = next < 2 && loc.dims[k] == want[next];
+    if (ok) *stride_of[next++] = loc.strides[k];
+  }
+  while (ok && next < 2 && want[next] == 1) ++next;
+  if (!ok || next != 2) {
+    return error(StatusCode::kInternal, name, ": cuDNN reports shape ", dims_string(loc), ", culstm expects ",
+                 kind == ParamKind::kMatrix ? str("[", rows, ", ", cols, "]") : str("a vector of ", rows, " values"),
+                 " (extents of 1 aside)");
   }
   // The last element must lie inside the weight space.
   const std::size_t elem = dtype_size(dtype);

@@ -322,6 +322,46 @@ TEST(CudnnPack, FollowsScrambledPaddedAndTransposedLayouts) {
   }
 }
 
+TEST(CudnnPack, AcceptsExtentsOfOneAnywhere) {
+  LstmSpec spec = small_spec();
+  const Weights w = distinct_weights(spec);
+  MockLayout layout(spec, opts_for(spec));
+  const std::int64_t H = spec.hidden_size, I = spec.input_size;
+  ParamLocation& trailing = layout.at(0, 0, ParamKind::kMatrix);  // [H, I, 1]
+  trailing.dims[0] = H;
+  trailing.dims[1] = I;
+  trailing.dims[2] = 1;
+  trailing.strides[0] = I;
+  trailing.strides[1] = 1;
+  trailing.strides[2] = 1;
+  ParamLocation& rank2 = layout.at(0, 1, ParamKind::kMatrix);  // [H, I]
+  rank2.rank = 2;
+  rank2.dims[0] = H;
+  rank2.dims[1] = I;
+  rank2.strides[0] = I;
+  rank2.strides[1] = 1;
+  ParamLocation& bias = layout.at(0, 2, ParamKind::kBias);  // [1, 1, H]
+  bias.dims[1] = 1;
+  bias.dims[2] = H;
+  bias.strides[1] = H;
+  bias.strides[2] = 1;
+  std::vector<std::uint8_t> image;
+  const Status st = cudnn_host::pack_weight_space(spec, w, layout, &image);
+  ASSERT_TRUE(st.ok()) << st.to_string();
+  for (std::int64_t r = 0; r < H; ++r) {
+    for (std::int64_t c = 0; c < I; ++c) {
+      float v;
+      std::memcpy(&v, &image[trailing.offset_bytes + static_cast<std::size_t>(r * I + c) * 4], 4);
+      ASSERT_EQ(v, w.at(0, 0).w_ih[static_cast<std::size_t>(r * I + c)]);
+      std::memcpy(&v, &image[rank2.offset_bytes + static_cast<std::size_t>(r * I + c) * 4], 4);
+      ASSERT_EQ(v, w.at(0, 0).w_ih[static_cast<std::size_t>((H + r) * I + c)]);
+    }
+    float b;
+    std::memcpy(&b, &image[bias.offset_bytes + static_cast<std::size_t>(r) * 4], 4);
+    ASSERT_EQ(b, w.at(0, 0).b_ih[static_cast<std::size_t>(2 * H + r)]);
+  }
+}
+
 TEST(CudnnPack, RoundsToF16AndBf16AsTheReferenceDoes) {
   for (DType dt : {DType::kF16, DType::kBF16}) {
     LstmSpec spec = small_spec();
