@@ -1,0 +1,668 @@
+// The cuda backend's stepwise engine executed on the CPU: the real schedule (src/cuda/stepwise_schedule.cpp), the
+// real weight packing, workspace layout and GEMM translation, and the real per-element kernel code
+// (kernels/stepwise_elements.h), with a host executor that performs each GEMM with cuBLAS's column-major
+// semantics (checking leading dimensions and that every operand stays inside its buffer) and runs each kernel's
+// elements in a loop. Compared with the reference backend over many configurations. What this cannot check is
+// left to tests/gpu/cuda_backend_test.cpp: CUDA launches, cuBLAS itself, streams and graphs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cuda/stepwise_layout.h"
+#include "cuda/stepwise_schedule.h"
+#include "float16.h"
+#include "stepwise_elements.h"
+#include "test_util.h"
+
+namespace culstm {
+
+// Host stand-ins for the device's 16-bit storage types, rounding as __float2half_rn / __float2bfloat16_rn do.
+struct HostF16 {
+  std::uint16_t bits;
+};
+struct HostBF16 {
+  std::uint16_t bits;
+};
+
+namespace kernels {
+template <>
+struct Storage<HostF16> {
+  static float load(HostF16 v) { return detail::half_to_float(v.bits); }
+  static HostF16 store(float v) { return HostF16{detail::float_to_half(v)}; }
+};
+template <>
+struct Storage<HostBF16> {
+  static float load(HostBF16 v) { return detail::bf16_to_float(v.bits); }
+  static HostBF16 store(float v) { return HostBF16{detail::float_to_bf16(v)}; }
+};
+}  // namespace kernels
+
+namespace {
+
+using stepwise::BlasGemm;
+using testing_util::random_values;
+using testing_util::random_weights;
+
+// A named byte range the GEMM operands must stay inside.
+struct Span {
+  std::string name;
+  const std::uint8_t* begin;
+  std::size_t bytes;
+};
+
+// Runs the schedule's operations on the CPU. T is the storage type (float, HostF16, HostBF16).
+template <typename T>
+class HostExecutor final : public stepwise::Executor {
+ public:
+  explicit HostExecutor(std::vector<Span> spans) : spans_(std::move(spans)) {}
+
+  std::map<std::string, int> counts;
+
+  Status gemm(const BlasGemm& g, const char* what) override {
+    ++counts[what];
+    // cuBLAS's own argument rules (CUBLAS_STATUS_INVALID_VALUE otherwise).
+    const int rows_a = g.trans_a ? g.k : g.m, cols_a = g.trans_a ? g.m : g.k;
+    const int rows_b = g.trans_b ? g.n : g.k, cols_b = g.trans_b ? g.k : g.n;
+    if (g.m < 0 || g.n < 0 || g.k < 0 || g.batch < 1 || g.lda < std::max(1, rows_a) || g.ldb < std::max(1, rows_b) ||
+        g.ldc < std::max(1, g.m)) {
+      return Status(StatusCode::kInternal, std::string(what) + ": invalid cuBLAS arguments");
+    }
+    Status st = inside(what, "A", g.A, rows_a, cols_a, g.lda, g.stride_a, g.batch, sizeof(T));
+    if (st.ok()) st = inside(what, "B", g.B, rows_b, cols_b, g.ldb, g.stride_b, g.batch, sizeof(T));
+    if (st.ok()) st = inside(what, "C", g.C, g.m, g.n, g.ldc, g.stride_c, g.batch, sizeof(float));
+    if (!st.ok()) return st;
+    for (int p = 0; p < g.batch; ++p) {
+      const T* A = static_cast<const T*>(g.A) + p * g.stride_a;
+      const T* B = static_cast<const T*>(g.B) + p * g.stride_b;
+      float* C = g.C + p * g.stride_c;
+      for (int j = 0; j < g.n; ++j) {
+        for (int i = 0; i < g.m; ++i) {
+          double acc = 0.0;
+          for (int l = 0; l < g.k; ++l) {
+            const T a =
+                g.trans_a ? A[l + static_cast<std::int64_t>(i) * g.lda] : A[i + static_cast<std::int64_t>(l) * g.lda];
+            const T b =
+                g.trans_b ? B[j + static_cast<std::int64_t>(l) * g.ldb] : B[l + static_cast<std::int64_t>(j) * g.ldb];
+            acc += static_cast<double>(kernels::Storage<T>::load(a)) * kernels::Storage<T>::load(b);
+          }
+          C[i + static_cast<std::int64_t>(j) * g.ldc] = static_cast<float>(acc);  // alpha = 1, beta = 0
+        }
+      }
+    }
+    return Status::Ok();
+  }
+  Status upload_lengths(const kernels::UploadLengthsParams& p) override {
+    ++counts["upload_lengths"];
+    for (long long k = 0; k < p.count; ++k) kernels::upload_lengths_element(p, k);
+    return Status::Ok();
+  }
+  Status initial_state(const kernels::InitialStateParams& p) override {
+    ++counts["initial_state"];
+    for (long long i = 0; i < kernels::state_elements(p.dims); ++i) kernels::initial_state_element<T>(p, i);
+    return Status::Ok();
+  }
+  Status fill_padding(const kernels::FillPaddingParams& p) override {
+    ++counts["fill_padding"];
+    for (long long i = 0; i < kernels::output_elements(p.dims); ++i) kernels::fill_padding_element<T>(p, i);
+    return Status::Ok();
+  }
+  Status pointwise_step(const kernels::PointwiseStepParams& p) override {
+    ++counts["pointwise_step"];
+    for (long long i = 0; i < kernels::state_elements(p.dims); ++i) kernels::pointwise_step_element<T>(p, i);
+    return Status::Ok();
+  }
+  Status projection_commit(const kernels::ProjectionCommitParams& p) override {
+    ++counts["projection_commit"];
+    for (long long i = 0; i < kernels::projection_elements(p.dims); ++i) kernels::projection_commit_element<T>(p, i);
+    return Status::Ok();
+  }
+  Status final_state(const kernels::FinalStateParams& p) override {
+    ++counts["final_state"];
+    for (long long i = 0; i < kernels::state_elements(p.dims); ++i) kernels::final_state_element<T>(p, i);
+    return Status::Ok();
+  }
+
+ private:
+  // For each batch, the bytes a column-major operand touches (cols x ld, the last column only `rows` deep) must lie
+  // inside one registered span: a stride that runs into the next buffer is caught.
+  Status inside(const char* what, const char* operand, const void* ptr, int rows, int cols, int ld, long long stride,
+                int batch, std::size_t elem) const {
+    if (rows == 0 || cols == 0) return Status::Ok();
+    const std::size_t extent = static_cast<std::size_t>(cols - 1) * static_cast<std::size_t>(ld) + rows;
+    for (int p = 0; p < batch; ++p) {
+      const auto* first = static_cast<const std::uint8_t*>(ptr) + static_cast<std::size_t>(p * stride) * elem;
+      const std::uint8_t* end = first + extent * elem;
+      bool found = false;
+      for (const Span& s : spans_) found = found || (first >= s.begin && end <= s.begin + s.bytes);
+      if (!found) {
+        return Status(StatusCode::kInternal, std::string(what) + ": operand " + operand + " of batch " +
+                                                 std::to_string(p) + " is not inside any buffer");
+      }
+    }
+    return Status::Ok();
+  }
+  std::vector<Span> spans_;
+};
+
+// Host buffers of one run, each with a guard zone on both sides that must stay untouched.
+constexpr std::size_t kGuard = 256;
+constexpr std::uint8_t kGuardByte = 0xA5;
+
+class GuardedBuffer {
+ public:
+  explicit GuardedBuffer(std::size_t bytes, std::uint8_t fill = 0xFF)
+      : bytes_(bytes), storage_(bytes + 3 * kGuard, kGuardByte) {
+    // The data starts 256-byte aligned (the workspace's regions need it).
+    const auto raw = reinterpret_cast<std::uintptr_t>(storage_.data()) + kGuard;
+    offset_ =
+        kGuard + (stepwise::kWorkspaceAlignment - raw % stepwise::kWorkspaceAlignment) % stepwise::kWorkspaceAlignment;
+    std::memset(data(), fill, bytes_);
+  }
+  std::uint8_t* data() { return storage_.data() + offset_; }
+  std::size_t bytes() const { return bytes_; }
+  bool guards_intact() const {
+    for (std::size_t k = 0; k < storage_.size(); ++k) {
+      if ((k < offset_ || k >= offset_ + bytes_) && storage_[k] != kGuardByte) return false;
+    }
+    return true;
+  }
+
+ private:
+  std::size_t bytes_;
+  std::vector<std::uint8_t> storage_;
+  std::size_t offset_ = 0;
+};
+
+std::vector<std::uint8_t> encode(const std::vector<float>& v, DType dtype) {
+  std::vector<std::uint8_t> out(v.size() * dtype_size(dtype));
+  for (std::size_t k = 0; k < v.size(); ++k) {
+    if (dtype == DType::kF32) {
+      std::memcpy(&out[4 * k], &v[k], 4);
+    } else {
+      const std::uint16_t bits = dtype == DType::kF16 ? detail::float_to_half(v[k]) : detail::float_to_bf16(v[k]);
+      std::memcpy(&out[2 * k], &bits, 2);
+    }
+  }
+  return out;
+}
+
+std::vector<float> decode(const std::uint8_t* bytes, std::size_t n, DType dtype) {
+  std::vector<float> out(n);
+  for (std::size_t k = 0; k < n; ++k) {
+    if (dtype == DType::kF32) {
+      std::memcpy(&out[k], bytes + 4 * k, 4);
+    } else {
+      std::uint16_t bits;
+      std::memcpy(&bits, bytes + 2 * k, 2);
+      out[k] = dtype == DType::kF16 ? detail::half_to_float(bits) : detail::bf16_to_float(bits);
+    }
+  }
+  return out;
+}
+
+struct Problem {
+  LstmSpec spec;
+  Weights weights;
+  std::int64_t T = 0, B = 0;
+  std::vector<float> x, h0, c0;
+  std::vector<std::int32_t> lengths;
+  float padding = 0.0f;
+};
+
+struct Result {
+  std::vector<float> y, h_n, c_n;
+  std::map<std::string, int> counts;
+};
+
+std::int64_t state_rows(const LstmSpec& s) {
+  return static_cast<std::int64_t>(s.num_layers) * s.num_directions();
+}
+
+ForwardArgs make_args(const Problem& p, void* x, void* h0, void* c0, void* y, void* h_n, void* c_n, void* ws,
+                      std::size_t ws_bytes) {
+  const LstmSpec& s = p.spec;
+  const bool bm = s.layout == BatchLayout::kBatchMajor;
+  const std::int64_t LD = state_rows(s);
+  ForwardArgs a;
+  a.x = bm ? TensorView::host(x, s.dtype, {p.B, p.T, s.input_size})
+           : TensorView::host(x, s.dtype, {p.T, p.B, s.input_size});
+  if (!p.lengths.empty()) a.lengths = TensorView::host(p.lengths.data(), DType::kI32, {p.B});
+  if (h0) a.h0 = TensorView::host(h0, s.dtype, {LD, p.B, s.recurrent_size()});
+  if (c0) a.c0 = TensorView::host(c0, s.dtype, {LD, p.B, s.hidden_size});
+  a.y = bm ? TensorView::host(y, s.dtype, {p.B, p.T, s.output_size()})
+           : TensorView::host(y, s.dtype, {p.T, p.B, s.output_size()});
+  a.h_n = TensorView::host(h_n, s.dtype, {LD, p.B, s.recurrent_size()});
+  a.c_n = TensorView::host(c_n, s.dtype, {LD, p.B, s.hidden_size});
+  a.workspace = ws;
+  a.workspace_bytes = ws_bytes;
+  a.padding_value = p.padding;
+  return a;
+}
+
+// The stepwise engine on the CPU. Outputs and workspace start as 0xFF bytes (NaN) so that unwritten elements and
+// reads of never-written workspace show.
+template <typename T>
+::testing::AssertionResult run_host_schedule(const Problem& p, Result* out) {
+  const LstmSpec& s = p.spec;
+  const DType dt = s.dtype;
+  const std::size_t v = dtype_size(dt);
+  const std::size_t cublas_bytes = 1024;  // unused on the CPU, but its region must be laid out
+  const stepwise::StepwiseLayout layout = stepwise::stepwise_layout(s, p.B, p.T, cublas_bytes);
+  const stepwise::PackedWeights packed = stepwise::pack_weights(s, p.weights);
+
+  GuardedBuffer weights(packed.bytes.size(), 0);
+  std::memcpy(weights.data(), packed.bytes.data(), packed.bytes.size());
+  const std::vector<std::uint8_t> x_bytes = encode(p.x, dt), h0_bytes = encode(p.h0, dt), c0_bytes = encode(p.c0, dt);
+  GuardedBuffer x(x_bytes.size(), 0), h0(h0_bytes.size(), 0), c0(c0_bytes.size(), 0);
+  std::memcpy(x.data(), x_bytes.data(), x_bytes.size());
+  if (!h0_bytes.empty()) std::memcpy(h0.data(), h0_bytes.data(), h0_bytes.size());
+  if (!c0_bytes.empty()) std::memcpy(c0.data(), c0_bytes.data(), c0_bytes.size());
+  const std::size_t ny = static_cast<std::size_t>(p.T * p.B * s.output_size());
+  const std::size_t nh = static_cast<std::size_t>(state_rows(s) * p.B * s.recurrent_size());
+  const std::size_t nc = static_cast<std::size_t>(state_rows(s) * p.B * s.hidden_size);
+  GuardedBuffer y(ny * v), h_n(nh * v), c_n(nc * v), ws(layout.total);
+
+  std::vector<Span> spans = {
+      {"x", x.data(), x.bytes()}, {"y", y.data(), y.bytes()}, {"weights", weights.data(), weights.bytes()}};
+  const std::pair<const char*, stepwise::Region> regions[] = {
+      {"gates_x", layout.gates_x}, {"layer_out0", layout.layer_out[0]}, {"layer_out1", layout.layer_out[1]}};
+  for (const auto& r : regions) spans.push_back({r.first, ws.data() + r.second.offset, r.second.bytes});
+  // Each direction's state buffers are separate regions inside the state block.
+  for (int d = 0; d < s.num_directions(); ++d) {
+    std::uint8_t* block = ws.data() + layout.state.offset + d * layout.direction_block;
+    spans.push_back({"gates_h", block + layout.gates_h, static_cast<std::size_t>(p.B * 4 * s.hidden_size) * 4});
+    spans.push_back({"h", block + layout.h, static_cast<std::size_t>(p.B * s.recurrent_size()) * v});
+    if (s.proj_size > 0) {
+      spans.push_back({"h_cell", block + layout.h_cell, static_cast<std::size_t>(p.B * s.hidden_size) * v});
+      spans.push_back({"h_proj", block + layout.h_proj, static_cast<std::size_t>(p.B * s.proj_size) * 4});
+    }
+  }
+  HostExecutor<T> exec(spans);
+
+  const ForwardArgs args =
+      make_args(p, x.data(), p.h0.empty() ? nullptr : h0.data(), p.c0.empty() ? nullptr : c0.data(), y.data(),
+                h_n.data(), c_n.data(), ws.data(), layout.total);
+  const stepwise::RunShape shape = stepwise::run_shape(s, args);
+  const Status st =
+      stepwise::run_stepwise(s, stepwise::weight_pointers(s, packed, weights.data()), args, shape, cublas_bytes, exec);
+  if (!st.ok()) return ::testing::AssertionFailure() << "run_stepwise: " << st.to_string();
+  for (const GuardedBuffer* b : {&weights, &x, &h0, &c0, &y, &h_n, &c_n, &ws}) {
+    if (!b->guards_intact()) return ::testing::AssertionFailure() << "a write outside a buffer";
+  }
+  out->y = decode(y.data(), ny, dt);
+  out->h_n = decode(h_n.data(), nh, dt);
+  out->c_n = decode(c_n.data(), nc, dt);
+  out->counts = exec.counts;
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult run_host(const Problem& p, Result* out) {
+  switch (p.spec.dtype) {
+    case DType::kF16: return run_host_schedule<HostF16>(p, out);
+    case DType::kBF16: return run_host_schedule<HostBF16>(p, out);
+    default: return run_host_schedule<float>(p, out);
+  }
+}
+
+::testing::AssertionResult run_reference(const Problem& p, Result* out) {
+  const LstmSpec& s = p.spec;
+  const DType dt = s.dtype;
+  std::shared_ptr<const Model> model = testing_util::make_reference_model(s, p.weights, p.B, p.T);
+  if (!model) return ::testing::AssertionFailure() << "reference model";
+  std::vector<std::uint8_t> x = encode(p.x, dt), h0 = encode(p.h0, dt), c0 = encode(p.c0, dt);
+  const std::size_t v = dtype_size(dt);
+  const std::size_t ny = static_cast<std::size_t>(p.T * p.B * s.output_size());
+  const std::size_t nh = static_cast<std::size_t>(state_rows(s) * p.B * s.recurrent_size());
+  const std::size_t nc = static_cast<std::size_t>(state_rows(s) * p.B * s.hidden_size);
+  std::vector<std::uint8_t> y(ny * v, 0xFF), h_n(nh * v, 0xFF), c_n(nc * v, 0xFF);
+  std::size_t bytes = 0;
+  Status st = model->workspace_size(p.B, p.T, &bytes);
+  if (!st.ok()) return ::testing::AssertionFailure() << st.to_string();
+  std::vector<std::uint8_t> ws(bytes);
+  const ForwardArgs args =
+      make_args(p, x.data(), p.h0.empty() ? nullptr : h0.data(), p.c0.empty() ? nullptr : c0.data(), y.data(),
+                h_n.data(), c_n.data(), ws.data(), bytes);
+  std::unique_ptr<Context> ctx;
+  st = Context::create(*model, &ctx);
+  if (st.ok()) st = forward(*ctx, *model, args);
+  if (!st.ok()) return ::testing::AssertionFailure() << st.to_string();
+  out->y = decode(y.data(), ny, dt);
+  out->h_n = decode(h_n.data(), nh, dt);
+  out->c_n = decode(c_n.data(), nc, dt);
+  return ::testing::AssertionSuccess();
+}
+
+// Norm-wise relative error, max abs error; every element finite.
+::testing::AssertionResult close(const char* what, const std::vector<float>& got, const std::vector<float>& ref,
+                                 double rel_tol, double abs_tol, double* worst_rel) {
+  if (got.size() != ref.size()) return ::testing::AssertionFailure() << what << ": sizes differ";
+  double diff2 = 0.0, ref2 = 0.0, max_abs = 0.0;
+  for (std::size_t k = 0; k < got.size(); ++k) {
+    if (!std::isfinite(got[k]))
+      return ::testing::AssertionFailure() << what << "[" << k << "] = " << got[k] << " (unwritten?)";
+    const double d = static_cast<double>(got[k]) - ref[k];
+    diff2 += d * d;
+    ref2 += static_cast<double>(ref[k]) * ref[k];
+    max_abs = std::max(max_abs, std::fabs(d));
+  }
+  const double rel = ref2 > 0 ? std::sqrt(diff2 / ref2) : std::sqrt(diff2);
+  *worst_rel = std::max(*worst_rel, rel);
+  if (rel > rel_tol || max_abs > abs_tol) {
+    return ::testing::AssertionFailure() << what << ": rel " << rel << " (tol " << rel_tol << "), max abs " << max_abs
+                                         << " (tol " << abs_tol << ")";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// --- a grid of configurations --------------------------------------------------------------------------------------
+
+struct Config {
+  DType dtype;
+  int layers;
+  Direction dir;
+  std::int64_t I, H, P, T, B;
+  BatchLayout layout;
+  int lengths;  // 0 absent, 1 all T, 2 mixed, 3 with zeros, 4 all zero
+  bool h0, c0, bias;
+  int options;  // 0 plain, 1 peepholes, 2 gate clip, 3 cell clip, 4 hard sigmoid, 5 input-forget, 6 everything
+};
+
+Problem make_problem(const Config& c, unsigned seed) {
+  Problem p;
+  LstmSpec& s = p.spec;
+  s.input_size = c.I;
+  s.hidden_size = c.H;
+  s.proj_size = c.P;
+  s.num_layers = c.layers;
+  s.direction = c.dir;
+  s.layout = c.layout;
+  s.dtype = c.dtype;
+  s.bias = c.bias;
+  switch (c.options) {
+    case 1: s.peepholes = true; break;
+    case 2: s.gate_clip = 0.8f; break;
+    case 3: s.cell_clip = 0.5f; break;
+    case 4: s.gate_activation = Activation::hard_sigmoid(); break;
+    case 5: s.input_forget = true; break;
+    case 6:
+      s.peepholes = true;
+      s.gate_clip = 1.5f;
+      s.cell_clip = 1.0f;
+      s.gate_activation = Activation::hard_sigmoid(1.0f / 6.0f, 0.5f);
+      s.cell_activation = Activation::scaled_tanh(1.2f, 0.8f);
+      s.hidden_activation = Activation::softsign();
+      s.input_forget = true;
+      break;
+    default: break;
+  }
+  std::mt19937 rng(seed);
+  p.weights = random_weights(s, rng, 0.4f);
+  p.T = c.T;
+  p.B = c.B;
+  p.x = random_values(static_cast<std::size_t>(c.T * c.B * c.I), rng);
+  if (c.h0) p.h0 = random_values(static_cast<std::size_t>(state_rows(s) * c.B * s.recurrent_size()), rng);
+  if (c.c0) p.c0 = random_values(static_cast<std::size_t>(state_rows(s) * c.B * c.H), rng);
+  std::uniform_int_distribution<int> any(0, static_cast<int>(c.T)), positive(1, static_cast<int>(c.T));
+  for (std::int64_t b = 0; c.lengths != 0 && b < c.B; ++b) {
+    const int len = c.lengths == 1   ? static_cast<int>(c.T)
+                    : c.lengths == 2 ? positive(rng)
+                    : c.lengths == 3 ? (b % 3 == 0 ? 0 : any(rng))
+                                     : 0;
+    p.lengths.push_back(len);
+  }
+  if (c.lengths == 2 && c.B > 1) {
+    p.lengths[0] = static_cast<std::int32_t>(c.T);
+    p.lengths[static_cast<std::size_t>(c.B - 1)] = static_cast<std::int32_t>(std::max<std::int64_t>(1, c.T / 2));
+  }
+  p.padding = c.lengths == 0 ? 0.0f : -2.5f;
+  return p;
+}
+
+std::vector<Config> configs() {
+  const DType dtypes[] = {DType::kF32, DType::kF16, DType::kBF16};
+  const Direction dirs[] = {Direction::kForward, Direction::kReverse, Direction::kBidirectional};
+  struct Size {
+    std::int64_t I, H, P, T, B;
+  };
+  const Size sizes[] = {{5, 3, 2, 7, 4},  {1, 1, 0, 1, 1},  {6, 33, 8, 5, 3},
+                        {8, 16, 4, 1, 5}, {3, 17, 5, 9, 1}, {7, 12, 0, 6, 6}};
+  std::vector<Config> out;
+  std::mt19937 rng(4242);
+  auto pick = [&](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
+  // Every dtype x direction x layer count, the rest varied so that every value of every other option appears.
+  int k = 0;
+  for (DType dt : dtypes) {
+    for (Direction dir : dirs) {
+      for (int layers = 1; layers <= 3; ++layers) {
+        for (int rep = 0; rep < 4; ++rep, ++k) {
+          const Size& sz = sizes[k % 6];
+          Config c;
+          c.dtype = dt;
+          c.layers = layers;
+          c.dir = dir;
+          c.I = sz.I;
+          c.H = sz.H;
+          c.P = (k / 6) % 2 == 1 ? sz.P : 0;
+          c.T = sz.T;
+          c.B = sz.B;
+          c.layout = static_cast<BatchLayout>(k % 2);
+          c.lengths = k % 5;
+          c.h0 = pick(2) == 1;
+          c.c0 = pick(2) == 1;
+          c.bias = k % 7 != 3;
+          c.options = (k / 2) % 7;
+          out.push_back(c);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+void PrintTo(const Config& c, std::ostream* os) {
+  *os << dtype_name(c.dtype) << " L" << c.layers << " " << direction_name(c.dir) << " I" << c.I << " H" << c.H << " P"
+      << c.P << " T" << c.T << " B" << c.B << " " << layout_name(c.layout) << " lengths" << c.lengths << " options"
+      << c.options << (c.h0 ? " h0" : "") << (c.c0 ? " c0" : "") << (c.bias ? " bias" : " no-bias");
+}
+
+std::string config_name(const ::testing::TestParamInfo<Config>& info) {
+  const Config& c = info.param;
+  static const char* const dirs[] = {"fwd", "rev", "bi"};
+  return std::to_string(info.index) + "_" + dtype_name(c.dtype) + "_L" + std::to_string(c.layers) + "_" +
+         dirs[static_cast<int>(c.dir)] + (c.P ? "_proj" : "") + (c.layout == BatchLayout::kBatchMajor ? "_bm" : "_sm") +
+         "_len" + std::to_string(c.lengths) + "_opt" + std::to_string(c.options) + "_H" + std::to_string(c.H);
+}
+
+// Host-emulated tolerances: the GEMMs accumulate in double here, so these bound the engine's own rounding (f32
+// gates and cell state; 16-bit h and layer outputs for f16/bf16). The GPU adds its GEMMs' f32 accumulation.
+double rel_tolerance(DType dt) {
+  return dt == DType::kF32 ? 2e-6 : dt == DType::kF16 ? 5e-3 : 3e-2;
+}
+double abs_tolerance(DType dt) {
+  return dt == DType::kF32 ? 2e-5 : dt == DType::kF16 ? 3e-2 : 2e-1;
+}
+
+std::map<std::string, double> g_worst;
+
+class HostSchedule : public ::testing::TestWithParam<Config> {};
+
+TEST_P(HostSchedule, MatchesReference) {
+  const Config& c = GetParam();
+  const Problem p = make_problem(c, 100 + static_cast<unsigned>(c.I * 31 + c.H * 7 + c.layers));
+  ASSERT_TRUE(p.spec.validate().ok()) << p.spec.validate().to_string();
+  Result ref, got;
+  ASSERT_TRUE(run_reference(p, &ref));
+  ASSERT_TRUE(run_host(p, &got));
+  double& worst = g_worst[dtype_name(c.dtype)];
+  const double rt = rel_tolerance(c.dtype), at = abs_tolerance(c.dtype);
+  EXPECT_TRUE(close("y", got.y, ref.y, rt, at, &worst)) << p.spec.describe();
+  EXPECT_TRUE(close("h_n", got.h_n, ref.h_n, rt, at, &worst)) << p.spec.describe();
+  EXPECT_TRUE(close("c_n", got.c_n, ref.c_n, rt, at, &worst)) << p.spec.describe();
+
+  // Exact semantics: padding at t >= len, length-0 sequences pass their state through.
+  if (!p.lengths.empty()) {
+    const bool bm = c.layout == BatchLayout::kBatchMajor;
+    const float pad = decode(encode({p.padding}, c.dtype).data(), 1, c.dtype)[0];
+    const std::int64_t Y = p.spec.output_size(), R = p.spec.recurrent_size();
+    for (std::int64_t b = 0; b < p.B; ++b) {
+      for (std::int64_t t = p.lengths[static_cast<std::size_t>(b)]; t < p.T; ++t) {
+        const std::int64_t row = bm ? b * p.T + t : t * p.B + b;
+        for (std::int64_t k = 0; k < Y; ++k) ASSERT_EQ(got.y[static_cast<std::size_t>(row * Y + k)], pad);
+      }
+      if (p.lengths[static_cast<std::size_t>(b)] != 0) continue;
+      const std::vector<float> h0 =
+          p.h0.empty() ? std::vector<float>() : decode(encode(p.h0, c.dtype).data(), p.h0.size(), c.dtype);
+      for (std::int64_t row = 0; row < state_rows(p.spec); ++row) {
+        for (std::int64_t k = 0; k < R; ++k) {
+          const std::size_t i = static_cast<std::size_t>((row * p.B + b) * R + k);
+          ASSERT_EQ(got.h_n[i], h0.empty() ? 0.0f : h0[i]) << "h_n of a length-0 sequence";
+        }
+      }
+    }
+  }
+
+  // The schedule's shape: one input GEMM per layer, one recurrent GEMM and one pointwise kernel per step.
+  std::int64_t steps = p.T;
+  if (!p.lengths.empty()) steps = *std::max_element(p.lengths.begin(), p.lengths.end());
+  const int L = c.layers;
+  EXPECT_EQ(got.counts["input projection GEMM"], steps > 0 ? L : 0);
+  EXPECT_EQ(got.counts["recurrent GEMM"], L * steps);
+  EXPECT_EQ(got.counts["pointwise_step"], L * steps);
+  EXPECT_EQ(got.counts["projection GEMM"], c.P > 0 ? L * steps : 0);
+  EXPECT_EQ(got.counts["projection_commit"], c.P > 0 ? L * steps : 0);
+  EXPECT_EQ(got.counts["initial_state"], L);
+  EXPECT_EQ(got.counts["final_state"], L);
+  const bool any_short =
+      !p.lengths.empty() && std::any_of(p.lengths.begin(), p.lengths.end(), [&](int v) { return v < p.T; });
+  EXPECT_EQ(got.counts["fill_padding"], any_short ? L : 0);
+  EXPECT_EQ(got.counts["upload_lengths"], any_short ? 1 : 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Grid, HostSchedule, ::testing::ValuesIn(configs()), config_name);
+
+// Prints the worst errors after all tests: evidence for the provisional tolerances of
+// tests/gpu/cuda_backend_test.cpp (these GEMMs accumulate in double; the GPU's in f32).
+class WorstErrorReport : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    for (const auto& [dtype, rel] : g_worst) {
+      std::cout << "[culstm host-emulated] stepwise engine vs reference, " << dtype << ": worst rel " << rel << "\n";
+    }
+  }
+};
+[[maybe_unused]] const auto* const g_report = ::testing::AddGlobalTestEnvironment(new WorstErrorReport);
+
+// --- pieces ----------------------------------------------------------------------------------------------------
+
+TEST(StepwiseSchedule, ToBlasIsTheRowMajorProductInColumnMajorTerms) {
+  // C[2, 3] = A[2, 4] * W[3, 4]^T, row-major, through the translation and the column-major host GEMM.
+  const std::vector<float> a = {1, 2, 3, 4, 5, 6, 7, 8};
+  const std::vector<float> w = {1, 0, 0, 1, 0, 1, 0, 0, 2, 2, 2, 2};
+  std::vector<float> c(6, -1.0f);
+  stepwise::Gemm g;
+  g.m = 2;
+  g.n = 3;
+  g.k = 4;
+  g.a = a.data();
+  g.lda = 4;
+  g.w = w.data();
+  g.ldw = 4;
+  g.c = c.data();
+  g.ldc = 3;
+  BlasGemm b;
+  ASSERT_TRUE(stepwise::to_blas(g, &b).ok());
+  EXPECT_TRUE(b.trans_a);
+  EXPECT_FALSE(b.trans_b);
+  EXPECT_EQ(b.m, 3);
+  EXPECT_EQ(b.n, 2);
+  EXPECT_EQ(b.k, 4);
+  HostExecutor<float> exec({{"a", reinterpret_cast<const std::uint8_t*>(a.data()), a.size() * 4},
+                            {"w", reinterpret_cast<const std::uint8_t*>(w.data()), w.size() * 4},
+                            {"c", reinterpret_cast<const std::uint8_t*>(c.data()), c.size() * 4}});
+  ASSERT_TRUE(exec.gemm(b, "test").ok());
+  const std::vector<float> want = {1 + 4, 2, 2 * 10, 5 + 8, 6, 2 * 26};
+  EXPECT_EQ(c, want);
+
+  g.m = std::int64_t{1} << 31;  // beyond cuBLAS's int
+  EXPECT_EQ(stepwise::to_blas(g, &b).code(), StatusCode::kInternal);
+}
+
+TEST(StepwiseSchedule, PackedWeightsStackDirectionsAndSumBiases) {
+  LstmSpec s;
+  s.input_size = 3;
+  s.hidden_size = 2;
+  s.proj_size = 1;
+  s.direction = Direction::kBidirectional;
+  s.peepholes = true;
+  s.dtype = DType::kBF16;
+  std::mt19937 rng(5);
+  const Weights w = random_weights(s, rng, 1.0f);
+  const stepwise::PackedWeights packed = stepwise::pack_weights(s, w);
+  const std::vector<stepwise::LayerWeightPointers> ptr = stepwise::weight_pointers(s, packed, packed.bytes.data());
+  ASSERT_EQ(ptr.size(), 1u);
+  const auto round = [](float v) { return detail::bf16_to_float(detail::float_to_bf16(v)); };
+  const auto* w_ih = static_cast<const std::uint16_t*>(ptr[0].w_ih);
+  for (int d = 0; d < 2; ++d) {
+    for (int k = 0; k < 8 * 3; ++k) {  // [4H, I] of direction d at row d*4H of the stacked [D*4H, I]
+      EXPECT_EQ(detail::bf16_to_float(w_ih[d * 24 + k]), round(w.at(0, d).w_ih[static_cast<std::size_t>(k)]));
+    }
+    for (int r = 0; r < 8; ++r) {
+      const double sum = static_cast<double>(round(w.at(0, d).b_ih[static_cast<std::size_t>(r)])) +
+                         round(w.at(0, d).b_hh[static_cast<std::size_t>(r)]);
+      EXPECT_EQ(ptr[0].bias[d * 8 + r], static_cast<float>(sum));
+    }
+    for (int k = 0; k < 6; ++k)
+      EXPECT_EQ(ptr[0].peephole[d * 6 + k], round(w.at(0, d).peephole[static_cast<std::size_t>(k)]));
+  }
+  for (const void* p : {ptr[0].w_ih, ptr[0].w_hh, ptr[0].w_hr, static_cast<const void*>(ptr[0].bias),
+                        static_cast<const void*>(ptr[0].peephole)}) {
+    EXPECT_EQ((static_cast<const std::uint8_t*>(p) - packed.bytes.data()) % 256, 0);
+  }
+  s.bias = false;
+  s.peepholes = false;
+  const stepwise::PackedWeights plain = stepwise::pack_weights(s, Weights::zeros_for(s));
+  const auto none = stepwise::weight_pointers(s, plain, plain.bytes.data());
+  EXPECT_EQ(none[0].bias, nullptr);
+  EXPECT_EQ(none[0].peephole, nullptr);
+}
+
+TEST(StepwiseSchedule, RunShapeFromLengths) {
+  LstmSpec s;
+  s.input_size = 2;
+  s.hidden_size = 3;
+  s.layout = BatchLayout::kBatchMajor;
+  float x[1] = {};
+  std::int32_t lengths[3] = {4, 2, 0};
+  ForwardArgs a;
+  a.x = TensorView::host(x, DType::kF32, {3, 4, 2});  // [B, T, I]
+  stepwise::RunShape r = stepwise::run_shape(s, a);
+  EXPECT_EQ(r.batch, 3);
+  EXPECT_EQ(r.seq_len, 4);
+  EXPECT_EQ(r.steps, 4);
+  EXPECT_FALSE(r.any_short);
+  EXPECT_EQ(r.lengths, nullptr);
+  a.lengths = TensorView::host(lengths, DType::kI32, {3});
+  r = stepwise::run_shape(s, a);
+  EXPECT_EQ(r.steps, 4);
+  EXPECT_TRUE(r.any_short);
+  EXPECT_EQ(r.lengths, lengths);
+  lengths[0] = 3;
+  EXPECT_EQ(stepwise::run_shape(s, a).steps, 3);
+  lengths[0] = lengths[1] = lengths[2] = 4;
+  r = stepwise::run_shape(s, a);
+  EXPECT_FALSE(r.any_short);
+  EXPECT_EQ(r.lengths, nullptr);  // all T: the kernels read no lengths
+  lengths[0] = lengths[1] = lengths[2] = 0;
+  EXPECT_EQ(stepwise::run_shape(s, a).steps, 0);
+}
+
+}  // namespace
+}  // namespace culstm
