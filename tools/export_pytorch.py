@@ -46,7 +46,11 @@ def main():
         if not args.trust_pickle:
             fail(f"{args.checkpoint} is not a plain state_dict ({type(e).__name__}: {e}); if it is a whole module "
                  "you trust, pass --trust-pickle")
-        obj = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+        try:
+            obj = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+        except (AttributeError, ModuleNotFoundError) as e:  # the module's class is not importable here
+            fail(f"cannot unpickle {args.checkpoint}: {e}; run this script where the model's classes can be "
+                 "imported (PYTHONPATH), or save and export its state_dict instead")
 
     batch_first = args.batch_first
     if isinstance(obj, torch.nn.Module):
