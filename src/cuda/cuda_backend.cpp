@@ -1,24 +1,509 @@
-// The `cuda` backend (DESIGN.md §1). Issue 4 implements it; until then it reports clearly that it cannot run, so
-// `auto` falls back to the reference and an explicit request gets kNotImplemented.
-// Profiling (docs/profiling.md): culstm::forward already wraps every call in the `culstm/forward` NVTX range; the
-// backend's forward() wraps the host code of each (layer, direction) in nvtx::LayerRange (src/nvtx.h).
+// The `cuda` backend (DESIGN.md §1, docs/cuda_backend.md): weights uploaded and repacked once per Model, a
+// per-thread Context holding the cuBLAS handle and a CUDA-graph cache, and forward() enqueuing the stepwise engine
+// on the caller's stream:
+//   per layer   fill padding (y at t >= len), load h0/c0, ONE input GEMM for every step and direction,
+//   per step    the recurrent GEMM (strided-batched over directions), ONE fused pointwise kernel for all
+//               directions, and with a projection the projection GEMM plus a masked commit,
+//   after       h_n / c_n.
+// forward() allocates nothing on the device, never synchronizes the host, and uses no stream but the caller's
+// (graph capture happens on a Context-owned stream that runs nothing; the graph is launched on the caller's).
+#include "cuda_backend.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <library_types.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "../backend.h"
 #include "../detail.h"
+#include "cuda_check.h"
+#include "lstm_stepwise.h"
+#include "stepwise_layout.h"
+#include "stepwise_schedule.h"
 
 namespace culstm {
+namespace {
 
-Status make_cuda_backend(const LstmSpec& /*spec*/, const Weights& /*weights*/, const ModelOptions& options,
-                         std::unique_ptr<BackendImpl>* /*out*/) {
+using detail::error;
+using stepwise::StepwiseLayout;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Small RAII helpers.
+
+// Makes `device` current and restores the caller's device on destruction.
+class DeviceGuard {
+ public:
+  DeviceGuard() = default;
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+  ~DeviceGuard() {
+    if (switched_) cudaSetDevice(previous_);
+  }
+  Status enter(int device) {
+    CULSTM_CUDA_CHECK(cudaGetDevice(&previous_));
+    if (previous_ != device) {
+      CULSTM_CUDA_CHECK(cudaSetDevice(device));
+      switched_ = true;
+    }
+    return Status::Ok();
+  }
+
+ private:
+  int previous_ = 0;
+  bool switched_ = false;
+};
+
+// Points the Context's cuBLAS handle at our stream, the caller's workspace slice, host pointer mode and the default
+// math mode (tf32 is asked for through the compute type only), and puts back the stream, pointer mode and math
+// mode it found. cublasSetStream resets the handle's workspace to cuBLAS's own pool, so the workspace is set after
+// the stream; with an explicit workspace cuBLAS never allocates, also not while a stream is being captured.
+class CublasScope {
+ public:
+  explicit CublasScope(cublasHandle_t handle) : handle_(handle) {}
+  CublasScope(const CublasScope&) = delete;
+  CublasScope& operator=(const CublasScope&) = delete;
+  ~CublasScope() {
+    if (!saved_) return;
+    cublasSetMathMode(handle_, math_);
+    cublasSetPointerMode(handle_, pointer_mode_);
+    if (stream_ != current_) cublasSetStream(handle_, stream_);
+  }
+  Status enter(cudaStream_t stream, void* workspace, std::size_t workspace_bytes) {
+    CULSTM_CUBLAS_CHECK(cublasGetStream(handle_, &stream_));
+    CULSTM_CUBLAS_CHECK(cublasGetPointerMode(handle_, &pointer_mode_));
+    CULSTM_CUBLAS_CHECK(cublasGetMathMode(handle_, &math_));
+    saved_ = true;
+    current_ = stream_;
+    CULSTM_CUBLAS_CHECK(cublasSetStream(handle_, stream));
+    current_ = stream;
+    CULSTM_CUBLAS_CHECK(cublasSetWorkspace(handle_, workspace, workspace_bytes));
+    CULSTM_CUBLAS_CHECK(cublasSetPointerMode(handle_, CUBLAS_POINTER_MODE_HOST));
+    CULSTM_CUBLAS_CHECK(cublasSetMathMode(handle_, CUBLAS_DEFAULT_MATH));
+    return Status::Ok();
+  }
+
+ private:
+  cublasHandle_t handle_;
+  bool saved_ = false;
+  cudaStream_t stream_ = nullptr;
+  cudaStream_t current_ = nullptr;
+  cublasPointerMode_t pointer_mode_ = CUBLAS_POINTER_MODE_HOST;
+  cublasMath_t math_ = CUBLAS_DEFAULT_MATH;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// The executor: the schedule's GEMMs through cuBLAS and its kernels through the launchers, on one stream.
+
+struct GemmTypes {
+  cudaDataType_t input;         // A and W: the model dtype
+  cublasComputeType_t compute;  // f32 accumulation; tf32 only when the spec allows it
+};
+
+GemmTypes gemm_types(const LstmSpec& spec) {
+  switch (spec.dtype) {
+    case DType::kF16: return {CUDA_R_16F, CUBLAS_COMPUTE_32F};
+    case DType::kBF16: return {CUDA_R_16BF, CUBLAS_COMPUTE_32F};
+    default: return {CUDA_R_32F, spec.math == MathMode::kAllowTF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F};
+  }
+}
+
+class CudaExecutor final : public stepwise::Executor {
+ public:
+  CudaExecutor(cublasHandle_t cublas, GemmTypes types, DType dtype, cudaStream_t stream)
+      : cublas_(cublas), types_(types), dtype_(dtype), stream_(stream) {}
+
+  Status gemm(const stepwise::BlasGemm& g, const char* what) override {
+    const float alpha = 1.0f, beta = 0.0f;  // host pointer mode (CublasScope)
+    const cublasOperation_t op_a = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cublasOperation_t op_b = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (g.batch == 1) {
+      return cublas_status(
+          cublasGemmEx(cublas_, op_a, op_b, g.m, g.n, g.k, &alpha, g.A, types_.input, g.lda, g.B, types_.input, g.ldb,
+                       &beta, g.C, CUDA_R_32F, g.ldc, types_.compute, CUBLAS_GEMM_DEFAULT),
+          what);
+    }
+    return cublas_status(
+        cublasGemmStridedBatchedEx(cublas_, op_a, op_b, g.m, g.n, g.k, &alpha, g.A, types_.input, g.lda, g.stride_a,
+                                   g.B, types_.input, g.ldb, g.stride_b, &beta, g.C, CUDA_R_32F, g.ldc, g.stride_c,
+                                   g.batch, types_.compute, CUBLAS_GEMM_DEFAULT),
+        what);
+  }
+  Status upload_lengths(const kernels::UploadLengthsParams& p) override {
+    return kernels::launch_upload_lengths(p, stream_);
+  }
+  Status initial_state(const kernels::InitialStateParams& p) override {
+    return kernels::launch_initial_state(dtype_, p, stream_);
+  }
+  Status fill_padding(const kernels::FillPaddingParams& p) override {
+    return kernels::launch_fill_padding(dtype_, p, stream_);
+  }
+  Status pointwise_step(const kernels::PointwiseStepParams& p) override {
+    return kernels::launch_pointwise_step(dtype_, p, stream_);
+  }
+  Status projection_commit(const kernels::ProjectionCommitParams& p) override {
+    return kernels::launch_projection_commit(dtype_, p, stream_);
+  }
+  Status final_state(const kernels::FinalStateParams& p) override {
+    return kernels::launch_final_state(dtype_, p, stream_);
+  }
+
+ private:
+  cublasHandle_t cublas_;
+  GemmTypes types_;
+  DType dtype_;
+  cudaStream_t stream_;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// The Context: cuBLAS handle, capture stream and the graph cache.
+
+// What a captured graph depends on: replaying it is right only when all of these are equal.
+struct GraphKey {
+  bool valid = false;
+  std::uint64_t model_id = 0;
+  const void* pointers[7] = {};  // x, h0, c0, y, h_n, c_n, workspace
+  std::int64_t batch = 0, seq_len = 0;
+  std::uint32_t padding_bits = 0;
+  bool has_lengths = false;
+  std::vector<std::int32_t> lengths;  // capacity reused between calls
+
+  void set(std::uint64_t model, const ForwardArgs& args, std::int64_t B, std::int64_t T) {
+    valid = true;
+    model_id = model;
+    const void* p[7] = {args.x.data,   args.h0.data,  args.c0.data,  args.y.data,
+                        args.h_n.data, args.c_n.data, args.workspace};
+    std::copy(p, p + 7, pointers);
+    batch = B;
+    seq_len = T;
+    std::memcpy(&padding_bits, &args.padding_value, sizeof padding_bits);
+    has_lengths = args.lengths.data != nullptr;
+    const auto* len = static_cast<const std::int32_t*>(args.lengths.data);
+    if (has_lengths) {
+      lengths.assign(len, len + B);
+    } else {
+      lengths.clear();
+    }
+  }
+  bool operator==(const GraphKey& o) const {
+    return valid && o.valid && model_id == o.model_id && std::equal(pointers, pointers + 7, o.pointers) &&
+           batch == o.batch && seq_len == o.seq_len && padding_bits == o.padding_bits && has_lengths == o.has_lengths &&
+           lengths == o.lengths;
+  }
+};
+
+CudaGraphMode graph_mode_from_env() {
+  const char* v = std::getenv("CULSTM_CUDA_GRAPHS");
+  if (v == nullptr) return CudaGraphMode::kAuto;
+  const std::string s(v);
+  if (s == "0" || s == "off" || s == "OFF") return CudaGraphMode::kOff;
+  if (s == "1" || s == "on" || s == "ON") return CudaGraphMode::kOn;
+  return CudaGraphMode::kAuto;  // "auto" and anything unrecognized
+}
+
+class CudaContext final : public ContextImpl {
+ public:
+  explicit CudaContext(int device) : ContextImpl(Backend::kCuda, device) {}
+  CudaContext(const CudaContext&) = delete;
+  CudaContext& operator=(const CudaContext&) = delete;
+
+  ~CudaContext() override {
+    DeviceGuard guard;
+    (void)guard.enter(device());
+    if (exec) cudaGraphExecDestroy(exec);
+    if (capture_stream) cudaStreamDestroy(capture_stream);
+    if (cublas) cublasDestroy(cublas);
+  }
+
+  Status init() {
+    DeviceGuard guard;
+    CULSTM_RETURN_IF_ERROR(guard.enter(device()));
+    CULSTM_CUBLAS_CHECK(cublasCreate(&cublas));
+    // Only ever captured, never executed: all work runs on the caller's stream.
+    CULSTM_CUDA_CHECK(cudaStreamCreateWithFlags(&capture_stream, cudaStreamNonBlocking));
+    mode = graph_mode_from_env();
+    return Status::Ok();
+  }
+
+  cublasHandle_t cublas = nullptr;
+  cudaStream_t capture_stream = nullptr;
+  CudaGraphMode mode = CudaGraphMode::kAuto;
+  CudaGraphStats stats;
+  GraphKey current;   // the call being made
+  GraphKey previous;  // the last call that ran directly (auto mode captures when a call repeats it)
+  GraphKey cached;    // what `exec` was captured for
+  cudaGraphExec_t exec = nullptr;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// The backend.
+
+std::atomic<std::uint64_t> g_next_model_id{1};
+
+// A tensor the kernels dereference must be aligned to its element size and be device-accessible memory of the
+// model's device (device, managed, or pinned host memory): TensorView says "device"; this checks that it is.
+// device < 0: alignment only.
+Status check_device_pointer(const char* name, const void* ptr, int device, std::size_t alignment) {
+  if (ptr == nullptr) return Status::Ok();
+  if (reinterpret_cast<std::uintptr_t>(ptr) % alignment != 0) {
+    return error(StatusCode::kInvalidArgument, name, ": expected an address aligned to ", alignment, " bytes, got ",
+                 ptr);
+  }
+  if (device < 0) return Status::Ok();
+  cudaPointerAttributes attr{};
+  const cudaError_t err = cudaPointerGetAttributes(&attr, ptr);
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // not sticky; keep it out of the next launch check
+    return error(StatusCode::kDeviceMismatch, name, ": expected device memory, and CUDA does not know the address (",
+                 cudaGetErrorName(err), ")");
+  }
+  if (attr.type == cudaMemoryTypeUnregistered) {
+    return error(StatusCode::kDeviceMismatch, name,
+                 ": expected device memory, got host memory that is not registered with CUDA");
+  }
+  if (attr.type == cudaMemoryTypeDevice && attr.device != device) {
+    return error(StatusCode::kDeviceMismatch, name, ": expected memory of device ", device,
+                 " (the model's), got memory of device ", attr.device);
+  }
+  return Status::Ok();
+}
+
+class CudaBackend final : public BackendImpl {
+ public:
+  CudaBackend(const LstmSpec& spec, const ModelOptions& options, std::size_t cublas_bytes)
+      : spec_(spec),
+        options_(options),
+        cublas_bytes_(cublas_bytes),
+        id_(g_next_model_id.fetch_add(1)),
+        plan_(stepwise::stepwise_plan(spec, options, cublas_bytes)),
+        types_(gemm_types(spec)) {}
+
+  ~CudaBackend() override {
+    if (arena_ == nullptr) return;
+    DeviceGuard guard;
+    (void)guard.enter(options_.device);
+    cudaFree(arena_);
+  }
+
+  // Repacks the weights (stepwise_schedule.h), uploads them with one allocation and one copy.
+  Status upload(const Weights& weights) {
+    const stepwise::PackedWeights packed = stepwise::pack_weights(spec_, weights);
+    DeviceGuard guard;
+    CULSTM_RETURN_IF_ERROR(guard.enter(options_.device));
+    CULSTM_CUDA_CHECK(cudaMalloc(&arena_, packed.bytes.size()));
+    CULSTM_CUDA_CHECK(cudaMemcpy(arena_, packed.bytes.data(), packed.bytes.size(), cudaMemcpyHostToDevice));
+    // A copy from pageable memory may return before its DMA has landed, and the Model is then used from other
+    // streams: wait for it here, once, at creation (never in forward).
+    CULSTM_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+    layers_ = stepwise::weight_pointers(spec_, packed, arena_);
+    return Status::Ok();
+  }
+
+  Backend kind() const noexcept override { return Backend::kCuda; }
+  MemoryKind data_memory() const noexcept override { return MemoryKind::kDevice; }
+  const Plan& plan() const noexcept override { return plan_; }
+  std::size_t workspace_size(std::int64_t batch, std::int64_t seq_len) const noexcept override {
+    return stepwise::stepwise_layout(spec_, batch, seq_len, cublas_bytes_).total;
+  }
+
+  Status create_context(int device, std::unique_ptr<ContextImpl>* out) const override {
+    auto ctx = std::make_unique<CudaContext>(device);
+    CULSTM_RETURN_IF_ERROR(ctx->init());
+    *out = std::move(ctx);
+    return Status::Ok();
+  }
+
+  Status forward(ContextImpl& ctx, const ForwardArgs& args, Stream stream) const override;
+
+ private:
+  // Alignment of every tensor, and (when `query_pointers`) that each is memory of the model's device.
+  Status check_memory(const ForwardArgs& args, bool query_pointers) const;
+  // Sets the Context's cuBLAS handle up for `stream` (CublasScope, which the caller holds) and the workspace.
+  Status configure_cublas(CublasScope& scope, const ForwardArgs& args, const stepwise::RunShape& shape,
+                          cudaStream_t stream) const;
+  // Enqueues the whole forward on `stream`, with the handle already configured for it.
+  Status enqueue(CudaContext& ctx, const ForwardArgs& args, const stepwise::RunShape& shape, cudaStream_t stream) const;
+  Status run_graph(CudaContext& ctx, const ForwardArgs& args, const stepwise::RunShape& shape,
+                   cudaStream_t stream) const;
+
+  LstmSpec spec_;
+  ModelOptions options_;
+  std::size_t cublas_bytes_;
+  std::uint64_t id_;  // never reused, unlike an address: keys the Contexts' graph caches
+  Plan plan_;
+  GemmTypes types_;
+  void* arena_ = nullptr;  // every weight, one cudaMalloc
+  std::vector<stepwise::LayerWeightPointers> layers_;
+};
+
+Status CudaBackend::check_memory(const ForwardArgs& args, bool query_pointers) const {
+  const int dev = query_pointers ? options_.device : -1;
+  const std::size_t value = dtype_size(spec_.dtype);
+  CULSTM_RETURN_IF_ERROR(check_device_pointer("x", args.x.data, dev, value));
+  CULSTM_RETURN_IF_ERROR(check_device_pointer("h0", args.h0.data, dev, value));
+  CULSTM_RETURN_IF_ERROR(check_device_pointer("c0", args.c0.data, dev, value));
+  CULSTM_RETURN_IF_ERROR(check_device_pointer("y", args.y.data, dev, value));
+  CULSTM_RETURN_IF_ERROR(check_device_pointer("h_n", args.h_n.data, dev, value));
+  CULSTM_RETURN_IF_ERROR(check_device_pointer("c_n", args.c_n.data, dev, value));
+  // The workspace is carved into 256-byte-aligned regions, and cuBLAS wants its slice aligned too.
+  return check_device_pointer("workspace", args.workspace, dev, stepwise::kWorkspaceAlignment);
+}
+
+Status CudaBackend::configure_cublas(CublasScope& scope, const ForwardArgs& args, const stepwise::RunShape& shape,
+                                     cudaStream_t stream) const {
+  const stepwise::StepwiseLayout ws = stepwise::stepwise_layout(spec_, shape.batch, shape.seq_len, cublas_bytes_);
+  return scope.enter(stream, static_cast<std::uint8_t*>(args.workspace) + ws.cublas.offset, ws.cublas.bytes);
+}
+
+Status CudaBackend::enqueue(CudaContext& ctx, const ForwardArgs& args, const stepwise::RunShape& shape,
+                            cudaStream_t stream) const {
+  CudaExecutor exec(ctx.cublas, types_, spec_.dtype, stream);
+  return stepwise::run_stepwise(spec_, layers_, args, shape, cublas_bytes_, exec);
+}
+
+Status CudaBackend::forward(ContextImpl& ctx_impl, const ForwardArgs& args, Stream stream) const {
+  auto& ctx = static_cast<CudaContext&>(ctx_impl);  // forward() in model.cpp checked ctx.backend() == kCuda
+  DeviceGuard guard;
+  CULSTM_RETURN_IF_ERROR(guard.enter(options_.device));
+  const cudaStream_t s = stream;
+  // Is the caller capturing this stream into a graph of its own? Then our launches simply go into that graph:
+  // no graph of ours, and no query that a capture might not allow.
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(s, &capturing) != cudaSuccess) {
+    cudaGetLastError();  // e.g. the legacy stream while another thread captures: treat as capturing
+    capturing = cudaStreamCaptureStatusActive;
+  }
+  const bool caller_captures = capturing != cudaStreamCaptureStatusNone;
+  CULSTM_RETURN_IF_ERROR(check_memory(args, /*query_pointers=*/!caller_captures));
+  const stepwise::RunShape shape = stepwise::run_shape(spec_, args);
+
+  bool use_graph = false;
+  if (ctx.mode != CudaGraphMode::kOff && !caller_captures) {
+    ctx.current.set(id_, args, shape.batch, shape.seq_len);
+    if (ctx.mode == CudaGraphMode::kOn) {
+      use_graph = true;
+    } else {
+      use_graph = ctx.cached == ctx.current || ctx.previous == ctx.current;
+      if (!use_graph) std::swap(ctx.previous, ctx.current);  // remembered for the next call
+    }
+  }
+  if (use_graph) return run_graph(ctx, args, shape, s);
+  CublasScope scope(ctx.cublas);
+  CULSTM_RETURN_IF_ERROR(configure_cublas(scope, args, shape, s));
+  ++ctx.stats.direct_runs;
+  return enqueue(ctx, args, shape, s);
+}
+
+// The graph path: replay the cached executable graph when this call's key matches it; otherwise capture the
+// launches on the Context's capture stream, update the executable graph in place when the topology allows
+// (cudaGraphExecUpdate) or instantiate a new one, and launch it on the caller's stream.
+Status CudaBackend::run_graph(CudaContext& ctx, const ForwardArgs& args, const stepwise::RunShape& shape,
+                              cudaStream_t stream) const {
+  if (ctx.exec != nullptr && ctx.cached == ctx.current) {
+    CULSTM_CUDA_CHECK(cudaGraphLaunch(ctx.exec, stream));
+    ++ctx.stats.replays;
+    return Status::Ok();
+  }
+  ctx.cached.valid = false;  // until a graph for `current` is in place
+
+  cudaGraph_t graph = nullptr;
+  {
+    // The handle is set up before the capture begins and restored after it ends, so that nothing but the
+    // launches happens inside the capture (cublasSetStream resets cuBLAS's workspace choice).
+    CublasScope scope(ctx.cublas);
+    CULSTM_RETURN_IF_ERROR(configure_cublas(scope, args, shape, ctx.capture_stream));
+    CULSTM_CUDA_CHECK(cudaStreamBeginCapture(ctx.capture_stream, cudaStreamCaptureModeThreadLocal));
+    const Status enqueued = enqueue(ctx, args, shape, ctx.capture_stream);
+    const cudaError_t ended = cudaStreamEndCapture(ctx.capture_stream, &graph);  // always end what was begun
+    if (!enqueued.ok() || ended != cudaSuccess) {
+      if (graph != nullptr) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      return enqueued.ok() ? cuda_status(ended, "cudaStreamEndCapture") : enqueued;
+    }
+  }
+  ++ctx.stats.captures;
+  struct GraphDeleter {
+    cudaGraph_t g;
+    ~GraphDeleter() { cudaGraphDestroy(g); }
+  } graph_deleter{graph};
+
+  bool updated = false;
+  if (ctx.exec != nullptr) {
+    cudaGraphExecUpdateResultInfo info{};
+    if (cudaGraphExecUpdate(ctx.exec, graph, &info) == cudaSuccess) {
+      updated = true;
+      ++ctx.stats.updates;
+    } else {
+      cudaGetLastError();  // another topology (other shape, steps, optional tensors): instantiate anew
+      cudaGraphExecDestroy(ctx.exec);
+      ctx.exec = nullptr;
+    }
+  }
+  if (!updated) {
+    cudaGraphExec_t exec = nullptr;
+    CULSTM_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    ctx.exec = exec;
+    ++ctx.stats.instantiations;
+  }
+  CULSTM_CUDA_CHECK(cudaGraphLaunch(ctx.exec, stream));
+  std::swap(ctx.cached, ctx.current);
+  ctx.cached.valid = true;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status make_cuda_backend(const LstmSpec& spec, const Weights& weights, const ModelOptions& options,
+                         std::unique_ptr<BackendImpl>* out) {
   std::string why;
   const int devices = cuda_device_count(&why);
-  if (devices == 0) return detail::error(StatusCode::kBackendUnavailable, "backend cuda: ", why);
+  if (devices == 0) return error(StatusCode::kBackendUnavailable, "backend cuda: ", why);
   if (options.device >= devices) {
-    return detail::error(StatusCode::kInvalidArgument, "options.device: expected a device ordinal in [0, ", devices - 1,
-                         "], got ", options.device);
+    return error(StatusCode::kInvalidArgument, "options.device: expected a device ordinal in [0, ", devices - 1,
+                 "], got ", options.device);
   }
-  return detail::error(StatusCode::kNotImplemented, "backend cuda: the GPU recurrence is not implemented yet");
+  DeviceGuard guard;
+  CULSTM_RETURN_IF_ERROR(guard.enter(options.device));
+  int major = 0, minor = 0;
+  CULSTM_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, options.device));
+  CULSTM_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, options.device));
+  // A GPU whose architecture this build has no code for cannot run our kernels: say so (auto then falls back).
+  const Status image = kernels::check_kernel_image();
+  if (!image.ok()) {
+    return error(StatusCode::kNotSupported, "backend cuda: no kernel image for this GPU (sm_", major, minor,
+                 "; built for ", CULSTM_CUDA_ARCHITECTURES, "): ", image.message());
+  }
+  auto backend = std::make_unique<CudaBackend>(spec, options, stepwise::cublas_workspace_bytes(major));
+  CULSTM_RETURN_IF_ERROR(backend->upload(weights));
+  *out = std::move(backend);
+  return Status::Ok();
+}
+
+Status cuda_set_graph_mode(Context& ctx, CudaGraphMode mode) {
+  if (ctx.backend() != Backend::kCuda) {
+    return error(StatusCode::kInvalidArgument, "ctx: expected a Context of backend cuda, got ",
+                 backend_name(ctx.backend()));
+  }
+  static_cast<CudaContext&>(ctx.impl()).mode = mode;
+  return Status::Ok();
+}
+
+Status cuda_graph_stats(Context& ctx, CudaGraphStats* stats) {
+  if (stats == nullptr) return error(StatusCode::kNullPointer, "stats: the output pointer is null");
+  if (ctx.backend() != Backend::kCuda) {
+    return error(StatusCode::kInvalidArgument, "ctx: expected a Context of backend cuda, got ",
+                 backend_name(ctx.backend()));
+  }
+  *stats = static_cast<CudaContext&>(ctx.impl()).stats;
+  return Status::Ok();
 }
 
 }  // namespace culstm
