@@ -47,12 +47,23 @@ enum class CudnnAlgo : int {
 };
 CULSTM_API const char* cudnn_algo_name(CudnnAlgo a) noexcept;  // "auto", "standard", "persist_static", ...
 
+// Which engine runs the recurrence of each layer in the cuda backend (docs/persistent.md). Plan::explain() says,
+// per layer, which one runs and why.
+enum class CudaEngine : int {
+  kAuto = 0,        // persistent where a layer fits on chip AND the traits table holds a measured tile for this
+                    // GPU's architecture (kernels/persistent_traits.h); stepwise elsewhere
+  kStepwise = 1,    // cuBLAS recurrent GEMM + one fused pointwise kernel per step: serves every spec
+  kPersistent = 2,  // persistent wherever a layer fits on chip (measured or not); stepwise for layers that do not
+};
+CULSTM_API const char* cuda_engine_name(CudaEngine e) noexcept;  // "auto", "stepwise", "persistent"
+
 struct ModelOptions {
   Backend backend = Backend::kAuto;
   int device = 0;               // CUDA device ordinal (GPU backends)
   std::int64_t max_batch = 64;  // forward() refuses larger batches; workspace and plans are sized for these
   std::int64_t max_seq_len = 4096;
-  CudnnAlgo cudnn_algo = CudnnAlgo::kAuto;  // backend cudnn only
+  CudnnAlgo cudnn_algo = CudnnAlgo::kAuto;     // backend cudnn only
+  CudaEngine cuda_engine = CudaEngine::kAuto;  // backend cuda only
 };
 
 // The schedule: per layer and direction, which engine runs the recurrence, its workspace slice, and why.

@@ -26,7 +26,9 @@
 #include "../backend.h"
 #include "../detail.h"
 #include "cuda_check.h"
+#include "lstm_persistent.h"
 #include "lstm_stepwise.h"
+#include "persistent_plan.h"
 #include "stepwise_layout.h"
 #include "stepwise_schedule.h"
 
@@ -155,6 +157,9 @@ class CudaExecutor final : public stepwise::Executor {
   Status final_state(const kernels::FinalStateParams& p) override {
     return kernels::launch_final_state(dtype_, p, stream_);
   }
+  Status persistent_layer(const kernels::PersistentLayerParams& p) override {
+    return kernels::launch_persistent_layer(dtype_, p, stream_);
+  }
 
  private:
   cublasHandle_t cublas_;
@@ -278,12 +283,14 @@ Status check_device_pointer(const char* name, const void* ptr, int device, std::
 
 class CudaBackend final : public BackendImpl {
  public:
-  CudaBackend(const LstmSpec& spec, const ModelOptions& options, std::size_t cublas_bytes)
+  CudaBackend(const LstmSpec& spec, const ModelOptions& options, std::size_t cublas_bytes,
+              std::vector<stepwise::LayerEngine> engines)
       : spec_(spec),
         options_(options),
         cublas_bytes_(cublas_bytes),
         id_(g_next_model_id.fetch_add(1)),
-        plan_(stepwise::stepwise_plan(spec, options, cublas_bytes)),
+        engines_(std::move(engines)),
+        plan_(stepwise::stepwise_plan(spec, options, cublas_bytes, engines_)),
         types_(gemm_types(spec)) {}
 
   ~CudaBackend() override {
@@ -337,7 +344,8 @@ class CudaBackend final : public BackendImpl {
   LstmSpec spec_;
   ModelOptions options_;
   std::size_t cublas_bytes_;
-  std::uint64_t id_;  // never reused, unlike an address: keys the Contexts' graph caches
+  std::uint64_t id_;                            // never reused, unlike an address: keys the Contexts' graph caches
+  std::vector<stepwise::LayerEngine> engines_;  // per layer: persistent or stepwise (persistent_plan.h)
   Plan plan_;
   GemmTypes types_;
   void* arena_ = nullptr;  // every weight, one cudaMalloc
@@ -366,7 +374,7 @@ Status CudaBackend::configure_cublas(CublasScope& scope, const ForwardArgs& args
 Status CudaBackend::enqueue(CudaContext& ctx, const ForwardArgs& args, const stepwise::RunShape& shape,
                             cudaStream_t stream) const {
   CudaExecutor exec(ctx.cublas, types_, spec_.dtype, stream);
-  return stepwise::run_stepwise(spec_, layers_, args, shape, cublas_bytes_, exec);
+  return stepwise::run_stepwise(spec_, layers_, args, shape, cublas_bytes_, exec, engines_);
 }
 
 Status CudaBackend::forward(ContextImpl& ctx_impl, const ForwardArgs& args, Stream stream) const {
@@ -481,7 +489,18 @@ Status make_cuda_backend(const LstmSpec& spec, const Weights& weights, const Mod
     return error(StatusCode::kNotSupported, "backend cuda: no kernel image for this GPU (sm_", major, minor,
                  "; built for ", CULSTM_CUDA_ARCHITECTURES, "): ", image.message());
   }
-  auto backend = std::make_unique<CudaBackend>(spec, options, stepwise::cublas_workspace_bytes(major));
+  // Which layers run the persistent engine: the device's limits and the kernel's occupancy decide what fits.
+  stepwise::PersistentDevice persistent;
+  persistent.cc_major = major;
+  persistent.cc_minor = minor;
+  CULSTM_RETURN_IF_ERROR(kernels::persistent_device_limits(options.device, &persistent.limits));
+  persistent.blocks_per_sm = [&spec](std::size_t smem_bytes, int* blocks) {
+    return kernels::persistent_blocks_per_sm(spec.dtype, smem_bytes, blocks);
+  };
+  std::vector<stepwise::LayerEngine> engines;
+  CULSTM_RETURN_IF_ERROR(stepwise::choose_engines(spec, options, persistent, &engines));
+  auto backend =
+      std::make_unique<CudaBackend>(spec, options, stepwise::cublas_workspace_bytes(major), std::move(engines));
   CULSTM_RETURN_IF_ERROR(backend->upload(weights));
   *out = std::move(backend);
   return Status::Ok();

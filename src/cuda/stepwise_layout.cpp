@@ -78,6 +78,7 @@ StepwiseLayout stepwise_layout(const LstmSpec& spec, std::int64_t batch, std::in
     out.h_cell = take(&block, mul(elems(batch, H), value)).offset;
     out.h_proj = take(&block, mul(elems(batch, P), f32)).offset;
   }
+  out.h_next = take(&block, mul(elems(batch, R), value)).offset;
   out.direction_block = block;
   out.state = take(&cursor, mul(block, static_cast<std::size_t>(D)));
   out.total = cursor;
@@ -93,25 +94,34 @@ LayerGemms layer_gemms(const LstmSpec& spec, int layer, std::int64_t batch, std:
   return g;
 }
 
-Plan stepwise_plan(const LstmSpec& spec, const ModelOptions& options, std::size_t cublas_bytes) {
+Plan stepwise_plan(const LstmSpec& spec, const ModelOptions& options, std::size_t cublas_bytes,
+                   const std::vector<LayerEngine>& engines) {
   const std::int64_t B = options.max_batch, T = options.max_seq_len;
   const StepwiseLayout ws = stepwise_layout(spec, B, T, cublas_bytes);
   const int D = spec.num_directions();
   std::vector<PlanStep> steps;
   for (int l = 0; l < spec.num_layers; ++l) {
     const LayerGemms g = layer_gemms(spec, l, B, T);
+    const LayerEngine* engine = engines.empty() ? nullptr : &engines[static_cast<std::size_t>(l)];
     for (int d = 0; d < D; ++d) {
       PlanStep s;
       s.layer = l;
       s.direction = d;
       s.reversed = spec.runs_reversed(d);
-      s.engine = "stepwise";
+      s.engine = engine != nullptr && engine->persistent ? "persistent" : "stepwise";
       s.workspace_offset = add(ws.state.offset, mul(static_cast<std::size_t>(d), ws.direction_block));
       s.workspace_bytes = ws.direction_block;
+      const std::string input_gemm =
+          detail::str("input GEMM [", g.input.m, ", ", g.input.k, "] x [", g.input.k, ", ", g.input.n,
+                      "] once per layer (", D == 2 ? "both directions" : "one direction", ")");
+      if (engine != nullptr && engine->persistent) {
+        s.reason = detail::str(engine->why, "; ", input_gemm, ", then culstm_lstm_persistent_layer");
+        steps.push_back(std::move(s));
+        continue;
+      }
       std::string how = detail::str(
-          "stepwise: persistent engine not implemented yet (issue 6); input GEMM [", g.input.m, ", ", g.input.k,
-          "] x [", g.input.k, ", ", g.input.n, "] once per layer (", D == 2 ? "both directions" : "one direction",
-          "), then per step: recurrent GEMM [", g.recurrent.m, ", ", g.recurrent.k, "] x [", g.recurrent.k, ", ",
+          engine != nullptr ? engine->why : std::string("stepwise: options.cuda_engine = stepwise"), "; ", input_gemm,
+          ", then per step: recurrent GEMM [", g.recurrent.m, ", ", g.recurrent.k, "] x [", g.recurrent.k, ", ",
           g.recurrent.n, "]", D == 2 ? " batched over 2 directions" : "", ", culstm_lstm_pointwise_step");
       if (g.projection.m > 0) {
         how += detail::str(", projection GEMM [", g.projection.m, ", ", g.projection.k, "] x [", g.projection.k, ", ",
@@ -123,8 +133,9 @@ Plan stepwise_plan(const LstmSpec& spec, const ModelOptions& options, std::size_
   }
   const std::size_t layer_buffers = ws.layer_out[0].bytes + ws.layer_out[1].bytes;
   std::string summary = detail::str(
-      "spec: ", spec.describe(), "\nengine: stepwise (cuBLAS GEMMs + one fused pointwise kernel per step, all ",
-      "directions at once); GEMMs ",
+      "spec: ", spec.describe(), "\nengines (options.cuda_engine = ", cuda_engine_name(options.cuda_engine),
+      "): stepwise = cuBLAS GEMMs + one fused pointwise kernel per step, all directions at once; persistent = one ",
+      "cooperative kernel per layer with the recurrent weights in shared memory (per layer below)\nGEMMs ",
       spec.dtype == DType::kF32 ? (spec.math == MathMode::kAllowTF32 ? "f32 with tf32 allowed" : "strict f32 (no tf32)")
                                 : detail::str(dtype_name(spec.dtype), " inputs, f32 accumulation"),
       "; cell state f32\nworkspace for B=", B, ", T=", T, ": ", ws.total, " bytes = cuBLAS ", mib(ws.cublas.bytes),

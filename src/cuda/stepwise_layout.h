@@ -5,8 +5,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "culstm/culstm.hpp"
+#include "persistent_plan.h"
 
 namespace culstm {
 namespace stepwise {
@@ -40,6 +42,7 @@ struct Region {
 //     c           [B, H] f32    cell state (always f32)
 //     h_cell      [B, H] dtype  o * ha(c) before the projection (P > 0 only)
 //     h_proj      [B, P] f32    W_hr h_cell, committed to h for the rows still running (P > 0 only)
+//     h_next      [B, R] dtype  the persistent engine's second h buffer (it reads one and writes the other)
 // Because every direction's block has the same size, each buffer has a constant per-direction stride, which is
 // what the strided-batched recurrent and projection GEMMs need.
 struct StepwiseLayout {
@@ -49,7 +52,7 @@ struct StepwiseLayout {
   Region layer_out[2];
   Region state;
   std::size_t direction_block = 0;
-  std::size_t gates_h = 0, h = 0, c = 0, h_cell = 0, h_proj = 0;  // offsets inside a direction block
+  std::size_t gates_h = 0, h = 0, c = 0, h_cell = 0, h_proj = 0, h_next = 0;  // offsets in a direction block
   std::size_t total = 0;  // bytes; saturates at SIZE_MAX when the sizes do not fit in size_t
 };
 
@@ -71,8 +74,10 @@ struct LayerGemms {
 LayerGemms layer_gemms(const LstmSpec& spec, int layer, std::int64_t batch, std::int64_t seq_len);
 
 // The Plan of the cuda backend for the model's limits (max_batch, max_seq_len): per layer and direction the engine
-// ("stepwise"), its GEMM shapes, its state block in the workspace, and why.
-Plan stepwise_plan(const LstmSpec& spec, const ModelOptions& options, std::size_t cublas_bytes);
+// ("stepwise" or "persistent", as `engines` says; all stepwise when it is empty), its shapes, its state block in
+// the workspace, and why.
+Plan stepwise_plan(const LstmSpec& spec, const ModelOptions& options, std::size_t cublas_bytes,
+                   const std::vector<LayerEngine>& engines = {});
 
 }  // namespace stepwise
 }  // namespace culstm

@@ -182,7 +182,7 @@ Status run_gemm(Executor& exec, const Gemm& g, const char* what) {
 
 Status run_layer(const LstmSpec& spec, int layer, const LayerWeightPointers& w, const cell::CellParams& cell,
                  const ForwardArgs& args, const RunShape& shape, const StepwiseLayout& ws, const int* lengths,
-                 Executor& exec) {
+                 const LayerEngine* engine, Executor& exec) {
   // Both directions of a layer run in the same launches; each direction gets its NVTX range around them.
   const nvtx::LayerRange range_first(layer, spec.runs_reversed(0));
   std::optional<nvtx::LayerRange> range_second;  // no heap allocation in forward
@@ -227,7 +227,8 @@ Status run_layer(const LstmSpec& spec, int layer, const LayerWeightPointers& w, 
     p.value = args.padding_value;
     CULSTM_RETURN_IF_ERROR(exec.fill_padding(p));
   }
-  {
+  const bool persistent = engine != nullptr && engine->persistent;
+  if (!persistent) {
     kernels::InitialStateParams p;
     p.dims = dims;
     p.layer = layer;
@@ -260,6 +261,32 @@ Status run_layer(const LstmSpec& spec, int layer, const LayerWeightPointers& w, 
       g.ldc = D * G;
       CULSTM_RETURN_IF_ERROR(run_gemm(exec, g, "input projection GEMM"));
     }
+  }
+
+  if (persistent) {
+    kernels::PersistentLayerParams p;
+    p.dims = dims;
+    p.tiling = engine->tiling;
+    p.layer = layer;
+    p.steps = shape.steps;
+    p.cell = cell;
+    p.lengths = lengths;
+    p.gates_x = gates_x;
+    p.w_hh = w.w_hh;
+    p.w_hr = P > 0 ? w.w_hr : nullptr;
+    p.bias = w.bias;
+    p.peephole = w.peephole;
+    p.h0 = args.h0.data;
+    p.c0 = args.c0.data;
+    p.h[0] = h;
+    p.h[1] = state + ws.h_next;
+    p.h_stride = value_stride;
+    p.h_cell = h_cell;
+    p.h_cell_stride = value_stride;
+    p.y = out;
+    p.h_n = args.h_n.data;
+    p.c_n = args.c_n.data;
+    return exec.persistent_layer(p);
   }
 
   for (std::int64_t step = 0; step < shape.steps; ++step) {
@@ -346,7 +373,8 @@ Status run_layer(const LstmSpec& spec, int layer, const LayerWeightPointers& w, 
 }  // namespace
 
 Status run_stepwise(const LstmSpec& spec, const std::vector<LayerWeightPointers>& weights, const ForwardArgs& args,
-                    const RunShape& shape, std::size_t cublas_bytes, Executor& exec) {
+                    const RunShape& shape, std::size_t cublas_bytes, Executor& exec,
+                    const std::vector<LayerEngine>& engines) {
   const StepwiseLayout ws = stepwise_layout(spec, shape.batch, shape.seq_len, cublas_bytes);
   auto* base = static_cast<std::uint8_t*>(args.workspace);
   int* lengths = nullptr;
@@ -365,8 +393,9 @@ Status run_stepwise(const LstmSpec& spec, const std::vector<LayerWeightPointers>
   }
   const cell::CellParams cell = cell_params(spec);
   for (int layer = 0; layer < spec.num_layers; ++layer) {
-    CULSTM_RETURN_IF_ERROR(
-        run_layer(spec, layer, weights[static_cast<std::size_t>(layer)], cell, args, shape, ws, lengths, exec));
+    CULSTM_RETURN_IF_ERROR(run_layer(spec, layer, weights[static_cast<std::size_t>(layer)], cell, args, shape, ws,
+                                     lengths, engines.empty() ? nullptr : &engines[static_cast<std::size_t>(layer)],
+                                     exec));
   }
   return Status::Ok();
 }

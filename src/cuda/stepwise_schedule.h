@@ -11,7 +11,9 @@
 
 #include "cell_math.h"
 #include "culstm/culstm.hpp"
+#include "lstm_persistent.h"
 #include "lstm_stepwise.h"
+#include "persistent_plan.h"
 
 namespace culstm {
 namespace stepwise {
@@ -61,6 +63,7 @@ class Executor {
   virtual Status pointwise_step(const kernels::PointwiseStepParams& p) = 0;
   virtual Status projection_commit(const kernels::ProjectionCommitParams& p) = 0;
   virtual Status final_state(const kernels::FinalStateParams& p) = 0;
+  virtual Status persistent_layer(const kernels::PersistentLayerParams& p) = 0;  // kernels/lstm_persistent.h
 };
 
 // One layer's weights as the GEMMs and kernels read them.
@@ -99,12 +102,15 @@ RunShape run_shape(const LstmSpec& spec, const ForwardArgs& args);
 // The cell parameters of a spec (clips disabled as 0).
 cell::CellParams cell_params(const LstmSpec& spec);
 
-// Runs the whole forward through `exec`: per layer, padding, initial state, the input GEMM, then per step the
-// recurrent GEMM, the pointwise kernel and (with a projection) the projection GEMM and commit, then the final state.
-// `args` holds pointers the executor can dereference (device memory for the cuda backend) and a workspace laid out
-// as stepwise_layout(spec, B, T, cublas_bytes) says.
+// Runs the whole forward through `exec`: per layer, padding and the input GEMM, then
+//   stepwise:   initial state, per step the recurrent GEMM, the pointwise kernel and (with a projection) the
+//               projection GEMM and commit, then the final state;
+//   persistent: one persistent_layer launch that does all of that on chip.
+// `engines` says which per layer (empty: stepwise everywhere). `args` holds pointers the executor can dereference
+// (device memory for the cuda backend) and a workspace laid out as stepwise_layout(spec, B, T, cublas_bytes) says.
 Status run_stepwise(const LstmSpec& spec, const std::vector<LayerWeightPointers>& weights, const ForwardArgs& args,
-                    const RunShape& shape, std::size_t cublas_bytes, Executor& exec);
+                    const RunShape& shape, std::size_t cublas_bytes, Executor& exec,
+                    const std::vector<LayerEngine>& engines = {});
 
 }  // namespace stepwise
 }  // namespace culstm

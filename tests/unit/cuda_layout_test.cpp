@@ -66,11 +66,12 @@ TEST(StepwiseLayout, SizesOfEveryRegion) {
   EXPECT_EQ(w.gates_x.bytes, 5u * 3u * 2u * 36u * 4u);      // [T*B, D*4H] f32
   EXPECT_EQ(w.layer_out[0].bytes, 5u * 3u * 2u * 9u * 2u);  // [T*B, D*R] f16: one buffer for 2 layers
   EXPECT_EQ(w.layer_out[1].bytes, 0u);
-  // Direction block: gates_h [B, 4H] f32, h [B, R] f16, c [B, H] f32, each region aligned.
+  // Direction block: gates_h [B, 4H] f32, h [B, R] f16, c [B, H] f32, h_next [B, R] f16, each region aligned.
   EXPECT_EQ(w.gates_h, 0u);
   EXPECT_EQ(w.h, aligned(3u * 36u * 4u));
   EXPECT_EQ(w.c, w.h + aligned(3u * 9u * 2u));
-  EXPECT_EQ(w.direction_block, w.c + aligned(3u * 9u * 4u));
+  EXPECT_EQ(w.h_next, w.c + aligned(3u * 9u * 4u));
+  EXPECT_EQ(w.direction_block, w.h_next + aligned(3u * 9u * 2u));
   EXPECT_EQ(w.state.bytes, 2u * w.direction_block);
   EXPECT_EQ(w.total, w.state.end());
 }
@@ -94,7 +95,8 @@ TEST(StepwiseLayout, ProjectionAddsCellAndProjectedBuffers) {
   EXPECT_EQ(w.c, w.h + aligned(6u * 4u * 2u));  // h is [B, P]
   EXPECT_EQ(w.h_cell, w.c + aligned(6u * 12u * 4u));
   EXPECT_EQ(w.h_proj, w.h_cell + aligned(6u * 12u * 2u));
-  EXPECT_EQ(w.direction_block, w.h_proj + aligned(6u * 4u * 4u));
+  EXPECT_EQ(w.h_next, w.h_proj + aligned(6u * 4u * 4u));
+  EXPECT_EQ(w.direction_block, w.h_next + aligned(6u * 4u * 2u));  // the persistent engine's second h, [B, P]
   // The per-direction strides the strided-batched GEMMs use are whole elements of every type.
   EXPECT_EQ(w.direction_block % sizeof(float), 0u);
   EXPECT_EQ(w.direction_block % 2u, 0u);
@@ -160,7 +162,7 @@ TEST(StepwisePlan, OneStepwiseEntryPerLayerAndDirection) {
     EXPECT_EQ(step.direction, static_cast<int>(k % 2));
     EXPECT_EQ(step.reversed, k % 2 == 1);
     EXPECT_EQ(step.engine, "stepwise");
-    EXPECT_NE(step.reason.find("persistent engine not implemented yet (issue 6)"), std::string::npos);
+    EXPECT_NE(step.reason.find("stepwise: options.cuda_engine = stepwise"), std::string::npos) << step.reason;
     EXPECT_NE(step.reason.find("projection GEMM [8, 16] x [16, 6]"), std::string::npos) << step.reason;
     EXPECT_EQ(step.workspace_offset, w.state.offset + (k % 2) * w.direction_block);
     EXPECT_EQ(step.workspace_bytes, w.direction_block);

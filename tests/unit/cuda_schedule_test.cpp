@@ -1,24 +1,31 @@
-// The cuda backend's stepwise engine executed on the CPU: the real schedule (src/cuda/stepwise_schedule.cpp), the
-// real weight packing, workspace layout and GEMM translation, and the real per-element kernel code
-// (kernels/stepwise_elements.h), with a host executor that performs each GEMM with cuBLAS's column-major
-// semantics (checking leading dimensions and that every operand stays inside its buffer) and runs each kernel's
-// elements in a loop. Compared with the reference backend over many configurations. What this cannot check is
-// left to tests/gpu/cuda_backend_test.cpp: CUDA launches, cuBLAS itself, streams and graphs.
+// The cuda backend's two engines executed on the CPU: the real schedule (src/cuda/stepwise_schedule.cpp), the
+// real weight packing, workspace layout and GEMM translation, the real per-element kernel code of the stepwise
+// engine (kernels/stepwise_elements.h) and the real block program of the persistent engine
+// (kernels/persistent_elements.h), with a host executor that performs each GEMM with cuBLAS's column-major
+// semantics (checking leading dimensions and that every operand stays inside its buffer), runs each stepwise
+// kernel's elements in a loop, and runs the persistent program with one host thread per block, a real barrier for
+// the grid sync and poisoned, guarded "shared memory" per block. Compared with the reference backend over many
+// configurations. What this cannot check is left to tests/gpu/cuda_backend_test.cpp: CUDA launches, cuBLAS itself,
+// warps, the GPU's memory model, streams and graphs.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cuda/stepwise_layout.h"
 #include "cuda/stepwise_schedule.h"
 #include "float16.h"
+#include "persistent_elements.h"
 #include "stepwise_elements.h"
 #include "test_util.h"
 
@@ -50,6 +57,48 @@ namespace {
 using stepwise::BlasGemm;
 using testing_util::random_values;
 using testing_util::random_weights;
+
+constexpr std::size_t kGuard = 256;
+constexpr std::uint8_t kGuardByte = 0xA5;
+
+// The grid sync of the persistent engine between host threads: nobody leaves until all `count` have arrived.
+class HostGridBarrier {
+ public:
+  explicit HostGridBarrier(int count) : count_(count) {}
+  void wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const long long generation = generation_;
+    if (++arrived_ == count_) {
+      arrived_ = 0;
+      ++generation_;
+      cv_.notify_all();
+      return;
+    }
+    cv_.wait(lock, [&] { return generation_ != generation; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int count_;
+  int arrived_ = 0;
+  long long generation_ = 0;
+};
+
+// The persistent program's Team for a block run by one host thread: the thread is the whole block and the only
+// lane of every dot product (persistent_elements.h).
+struct HostTeam {
+  HostGridBarrier* grid;
+  int thread() const { return 0; }
+  int threads() const { return 1; }
+  int warp() const { return 0; }
+  int warps() const { return 1; }
+  int lane() const { return 0; }
+  int lanes() const { return 1; }
+  float lane_sum(float v) const { return v; }
+  void sync_block() const {}
+  void sync_grid() const { grid->wait(); }
+};
 
 // A named byte range the GEMM operands must stay inside.
 struct Span {
@@ -129,6 +178,40 @@ class HostExecutor final : public stepwise::Executor {
     for (long long i = 0; i < kernels::state_elements(p.dims); ++i) kernels::final_state_element<T>(p, i);
     return Status::Ok();
   }
+  // One host thread per block. Each block's shared memory starts as 0xFF bytes (NaN), is followed by a guard
+  // zone, and lives for the whole launch, as on the GPU.
+  Status persistent_layer(const kernels::PersistentLayerParams& p) override {
+    ++counts["persistent_layer"];
+    const int blocks = p.dims.directions * p.tiling.blocks_per_direction;
+    if (blocks < 1 || p.tiling.units_per_block < 1 ||
+        static_cast<long long>(p.tiling.units_per_block) * p.tiling.blocks_per_direction < p.dims.hidden) {
+      return Status(StatusCode::kInternal, "persistent_layer: the tiling does not cover the hidden units");
+    }
+    const kernels::PersistentSmemLayout layout = kernels::persistent_smem_layout(p.dims, p.tiling, sizeof(T));
+    constexpr std::size_t kSmemGuard = 64;
+    std::vector<std::vector<float>> smem(static_cast<std::size_t>(blocks));
+    for (auto& m : smem) {
+      m.resize((layout.total + kSmemGuard) / sizeof(float));
+      std::memset(m.data(), 0xFF, layout.total);
+      std::memset(reinterpret_cast<std::uint8_t*>(m.data()) + layout.total, kGuardByte, kSmemGuard);
+    }
+    HostGridBarrier barrier(blocks);
+    std::vector<std::thread> threads;
+    for (int b = 0; b < blocks; ++b) {
+      threads.emplace_back([&, b] {
+        HostTeam team{&barrier};
+        kernels::persistent_layer_program<T>(p, b, reinterpret_cast<unsigned char*>(smem[b].data()), team);
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    for (const auto& m : smem) {
+      const auto* guard = reinterpret_cast<const std::uint8_t*>(m.data()) + layout.total;
+      for (std::size_t k = 0; k < kSmemGuard; ++k) {
+        if (guard[k] != kGuardByte) return Status(StatusCode::kInternal, "persistent_layer: shared memory overrun");
+      }
+    }
+    return Status::Ok();
+  }
 
  private:
   // For each batch, the bytes a column-major operand touches (cols x ld, the last column only `rows` deep) must lie
@@ -153,8 +236,6 @@ class HostExecutor final : public stepwise::Executor {
 };
 
 // Host buffers of one run, each with a guard zone on both sides that must stay untouched.
-constexpr std::size_t kGuard = 256;
-constexpr std::uint8_t kGuardByte = 0xA5;
 
 class GuardedBuffer {
  public:
@@ -249,8 +330,9 @@ ForwardArgs make_args(const Problem& p, void* x, void* h0, void* c0, void* y, vo
 
 // The stepwise engine on the CPU. Outputs and workspace start as 0xFF bytes (NaN) so that unwritten elements and
 // reads of never-written workspace show.
+// `persistent_blocks` > 0 runs every layer on the persistent engine with at most that many blocks per direction.
 template <typename T>
-::testing::AssertionResult run_host_schedule(const Problem& p, Result* out) {
+::testing::AssertionResult run_host_schedule(const Problem& p, Result* out, int persistent_blocks) {
   const LstmSpec& s = p.spec;
   const DType dt = s.dtype;
   const std::size_t v = dtype_size(dt);
@@ -284,15 +366,23 @@ template <typename T>
       spans.push_back({"h_cell", block + layout.h_cell, static_cast<std::size_t>(p.B * s.hidden_size) * v});
       spans.push_back({"h_proj", block + layout.h_proj, static_cast<std::size_t>(p.B * s.proj_size) * 4});
     }
+    spans.push_back({"h_next", block + layout.h_next, static_cast<std::size_t>(p.B * s.recurrent_size()) * v});
   }
   HostExecutor<T> exec(spans);
+  std::vector<stepwise::LayerEngine> engines;
+  if (persistent_blocks > 0) {
+    stepwise::LayerEngine e;
+    e.persistent = true;
+    e.tiling = kernels::persistent_tiling(s.hidden_size, s.proj_size, persistent_blocks);
+    engines.assign(static_cast<std::size_t>(s.num_layers), e);
+  }
 
   const ForwardArgs args =
       make_args(p, x.data(), p.h0.empty() ? nullptr : h0.data(), p.c0.empty() ? nullptr : c0.data(), y.data(),
                 h_n.data(), c_n.data(), ws.data(), layout.total);
   const stepwise::RunShape shape = stepwise::run_shape(s, args);
-  const Status st =
-      stepwise::run_stepwise(s, stepwise::weight_pointers(s, packed, weights.data()), args, shape, cublas_bytes, exec);
+  const Status st = stepwise::run_stepwise(s, stepwise::weight_pointers(s, packed, weights.data()), args, shape,
+                                           cublas_bytes, exec, engines);
   if (!st.ok()) return ::testing::AssertionFailure() << "run_stepwise: " << st.to_string();
   for (const GuardedBuffer* b : {&weights, &x, &h0, &c0, &y, &h_n, &c_n, &ws}) {
     if (!b->guards_intact()) return ::testing::AssertionFailure() << "a write outside a buffer";
@@ -304,11 +394,11 @@ template <typename T>
   return ::testing::AssertionSuccess();
 }
 
-::testing::AssertionResult run_host(const Problem& p, Result* out) {
+::testing::AssertionResult run_host(const Problem& p, Result* out, int persistent_blocks = 0) {
   switch (p.spec.dtype) {
-    case DType::kF16: return run_host_schedule<HostF16>(p, out);
-    case DType::kBF16: return run_host_schedule<HostBF16>(p, out);
-    default: return run_host_schedule<float>(p, out);
+    case DType::kF16: return run_host_schedule<HostF16>(p, out, persistent_blocks);
+    case DType::kBF16: return run_host_schedule<HostBF16>(p, out, persistent_blocks);
+    default: return run_host_schedule<float>(p, out, persistent_blocks);
   }
 }
 
@@ -492,6 +582,42 @@ double abs_tolerance(DType dt) {
 
 std::map<std::string, double> g_worst;
 
+// Values, padding at t >= len, and length-0 sequences passing their state through.
+void expect_matches_reference(const Config& c, const Problem& p, const Result& got, const Result& ref,
+                              const std::string& engine) {
+  double& worst = g_worst[engine + " engine vs reference, " + dtype_name(c.dtype)];
+  const double rt = rel_tolerance(c.dtype), at = abs_tolerance(c.dtype);
+  EXPECT_TRUE(close("y", got.y, ref.y, rt, at, &worst)) << p.spec.describe();
+  EXPECT_TRUE(close("h_n", got.h_n, ref.h_n, rt, at, &worst)) << p.spec.describe();
+  EXPECT_TRUE(close("c_n", got.c_n, ref.c_n, rt, at, &worst)) << p.spec.describe();
+  if (p.lengths.empty()) return;
+  const bool bm = c.layout == BatchLayout::kBatchMajor;
+  const float pad = decode(encode({p.padding}, c.dtype).data(), 1, c.dtype)[0];
+  const std::int64_t Y = p.spec.output_size(), R = p.spec.recurrent_size();
+  for (std::int64_t b = 0; b < p.B; ++b) {
+    for (std::int64_t t = p.lengths[static_cast<std::size_t>(b)]; t < p.T; ++t) {
+      const std::int64_t row = bm ? b * p.T + t : t * p.B + b;
+      for (std::int64_t k = 0; k < Y; ++k) ASSERT_EQ(got.y[static_cast<std::size_t>(row * Y + k)], pad);
+    }
+    if (p.lengths[static_cast<std::size_t>(b)] != 0) continue;
+    const std::vector<float> h0 =
+        p.h0.empty() ? std::vector<float>() : decode(encode(p.h0, c.dtype).data(), p.h0.size(), c.dtype);
+    for (std::int64_t row = 0; row < state_rows(p.spec); ++row) {
+      for (std::int64_t k = 0; k < R; ++k) {
+        const std::size_t i = static_cast<std::size_t>((row * p.B + b) * R + k);
+        ASSERT_EQ(got.h_n[i], h0.empty() ? 0.0f : h0[i]) << "h_n of a length-0 sequence";
+      }
+    }
+  }
+}
+
+std::int64_t steps_of(const Problem& p) {
+  return p.lengths.empty() ? p.T : *std::max_element(p.lengths.begin(), p.lengths.end());
+}
+bool any_short(const Problem& p) {
+  return std::any_of(p.lengths.begin(), p.lengths.end(), [&](int v) { return v < p.T; });
+}
+
 class HostSchedule : public ::testing::TestWithParam<Config> {};
 
 TEST_P(HostSchedule, MatchesReference) {
@@ -501,37 +627,10 @@ TEST_P(HostSchedule, MatchesReference) {
   Result ref, got;
   ASSERT_TRUE(run_reference(p, &ref));
   ASSERT_TRUE(run_host(p, &got));
-  double& worst = g_worst[dtype_name(c.dtype)];
-  const double rt = rel_tolerance(c.dtype), at = abs_tolerance(c.dtype);
-  EXPECT_TRUE(close("y", got.y, ref.y, rt, at, &worst)) << p.spec.describe();
-  EXPECT_TRUE(close("h_n", got.h_n, ref.h_n, rt, at, &worst)) << p.spec.describe();
-  EXPECT_TRUE(close("c_n", got.c_n, ref.c_n, rt, at, &worst)) << p.spec.describe();
-
-  // Exact semantics: padding at t >= len, length-0 sequences pass their state through.
-  if (!p.lengths.empty()) {
-    const bool bm = c.layout == BatchLayout::kBatchMajor;
-    const float pad = decode(encode({p.padding}, c.dtype).data(), 1, c.dtype)[0];
-    const std::int64_t Y = p.spec.output_size(), R = p.spec.recurrent_size();
-    for (std::int64_t b = 0; b < p.B; ++b) {
-      for (std::int64_t t = p.lengths[static_cast<std::size_t>(b)]; t < p.T; ++t) {
-        const std::int64_t row = bm ? b * p.T + t : t * p.B + b;
-        for (std::int64_t k = 0; k < Y; ++k) ASSERT_EQ(got.y[static_cast<std::size_t>(row * Y + k)], pad);
-      }
-      if (p.lengths[static_cast<std::size_t>(b)] != 0) continue;
-      const std::vector<float> h0 =
-          p.h0.empty() ? std::vector<float>() : decode(encode(p.h0, c.dtype).data(), p.h0.size(), c.dtype);
-      for (std::int64_t row = 0; row < state_rows(p.spec); ++row) {
-        for (std::int64_t k = 0; k < R; ++k) {
-          const std::size_t i = static_cast<std::size_t>((row * p.B + b) * R + k);
-          ASSERT_EQ(got.h_n[i], h0.empty() ? 0.0f : h0[i]) << "h_n of a length-0 sequence";
-        }
-      }
-    }
-  }
+  expect_matches_reference(c, p, got, ref, "stepwise");
 
   // The schedule's shape: one input GEMM per layer, one recurrent GEMM and one pointwise kernel per step.
-  std::int64_t steps = p.T;
-  if (!p.lengths.empty()) steps = *std::max_element(p.lengths.begin(), p.lengths.end());
+  const std::int64_t steps = steps_of(p);
   const int L = c.layers;
   EXPECT_EQ(got.counts["input projection GEMM"], steps > 0 ? L : 0);
   EXPECT_EQ(got.counts["recurrent GEMM"], L * steps);
@@ -540,13 +639,41 @@ TEST_P(HostSchedule, MatchesReference) {
   EXPECT_EQ(got.counts["projection_commit"], c.P > 0 ? L * steps : 0);
   EXPECT_EQ(got.counts["initial_state"], L);
   EXPECT_EQ(got.counts["final_state"], L);
-  const bool any_short =
-      !p.lengths.empty() && std::any_of(p.lengths.begin(), p.lengths.end(), [&](int v) { return v < p.T; });
-  EXPECT_EQ(got.counts["fill_padding"], any_short ? L : 0);
-  EXPECT_EQ(got.counts["upload_lengths"], any_short ? 1 : 0);
+  EXPECT_EQ(got.counts["persistent_layer"], 0);
+  EXPECT_EQ(got.counts["fill_padding"], any_short(p) ? L : 0);
+  EXPECT_EQ(got.counts["upload_lengths"], any_short(p) ? 1 : 0);
+}
+
+// The persistent engine's block program on the same grid, with 1 to 4 blocks per direction (so that blocks own
+// several units, the last block fewer, and with a projection some blocks no projection output), and once with a
+// block per hidden unit.
+class HostPersistent : public ::testing::TestWithParam<Config> {};
+
+TEST_P(HostPersistent, MatchesReference) {
+  const Config& c = GetParam();
+  const Problem p = make_problem(c, 100 + static_cast<unsigned>(c.I * 31 + c.H * 7 + c.layers));
+  Result ref;
+  ASSERT_TRUE(run_reference(p, &ref));
+  const int index = static_cast<int>(c.H * 13 + c.layers * 5 + static_cast<int>(c.dir) + c.lengths);
+  for (const int blocks : {1 + index % 4, 1 << 20}) {
+    SCOPED_TRACE("at most " + std::to_string(blocks) + " blocks per direction");
+    Result got;
+    ASSERT_TRUE(run_host(p, &got, blocks));
+    expect_matches_reference(c, p, got, ref, "persistent");
+    // One input GEMM and one persistent launch per layer; nothing per step.
+    const int L = c.layers;
+    EXPECT_EQ(got.counts["input projection GEMM"], steps_of(p) > 0 ? L : 0);
+    EXPECT_EQ(got.counts["persistent_layer"], L);
+    EXPECT_EQ(got.counts["recurrent GEMM"], 0);
+    EXPECT_EQ(got.counts["pointwise_step"], 0);
+    EXPECT_EQ(got.counts["initial_state"], 0);
+    EXPECT_EQ(got.counts["final_state"], 0);
+    EXPECT_EQ(got.counts["fill_padding"], any_short(p) ? L : 0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Grid, HostSchedule, ::testing::ValuesIn(configs()), config_name);
+INSTANTIATE_TEST_SUITE_P(Grid, HostPersistent, ::testing::ValuesIn(configs()), config_name);
 
 // Prints the worst errors after all tests: evidence for the provisional tolerances of
 // tests/gpu/cuda_backend_test.cpp (these GEMMs accumulate in double; the GPU's in f32).
@@ -554,7 +681,7 @@ class WorstErrorReport : public ::testing::Environment {
  public:
   void TearDown() override {
     for (const auto& [dtype, rel] : g_worst) {
-      std::cout << "[culstm host-emulated] stepwise engine vs reference, " << dtype << ": worst rel " << rel << "\n";
+      std::cout << "[culstm host-emulated] " << dtype << ": worst rel " << rel << "\n";
     }
   }
 };

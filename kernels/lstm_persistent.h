@@ -1,0 +1,133 @@
+// kernels/lstm_persistent.h: the persistent recurrence engine as seen from the host (docs/persistent.md). One
+// cooperative launch runs every step of one layer, both directions at once on disjoint groups of thread blocks.
+// Each block owns a slice of hidden units with all four gates; its slice of W_hh (and of W_hr) is copied into
+// shared memory once and stays there for the whole launch, the cell state c of its units lives in shared memory,
+// and h_t is exchanged through global memory (L2) with one grid-wide barrier per step (two with a projection).
+// Host-safe (no CUDA header): the per-block work is in persistent_elements.h (host-and-device, run on the CPU by
+// tests/unit/cuda_persistent_test.cpp), the kernel in lstm_persistent.cu.
+#pragma once
+
+#include <cstddef>
+
+#include "cell_math.h"
+#include "culstm/status.h"
+#include "culstm/types.h"
+#include "lstm_stepwise.h"
+
+namespace culstm {
+namespace kernels {
+
+// Threads per block of the persistent kernel, and how many sequences one pass over a weight row serves (each
+// thread keeps that many accumulators, so one shared-memory read of a weight feeds kBatchChunk FMAs).
+// Provisional: chosen by reasoning, not yet by timings (kernels/persistent_traits.h).
+constexpr int kPersistentThreads = 256;
+constexpr int kBatchChunk = 8;
+constexpr int kWarpSize = 32;
+
+// How a layer is cut into blocks. Direction d runs on blocks [d * blocks_per_direction, (d+1) * blocks_per_direction);
+// block s of a direction owns hidden units [s * units_per_block, min(H, (s+1) * units_per_block)) and, with a
+// projection, projection outputs [s * proj_per_block, min(P, (s+1) * proj_per_block)) (possibly none).
+struct PersistentTiling {
+  int blocks_per_direction = 0;
+  int units_per_block = 0;
+  int proj_per_block = 0;  // 0 without a projection
+};
+
+// The tiling with the fewest units per block that uses at most `max_blocks_per_direction` blocks per direction;
+// every block owns at least one hidden unit.
+CULSTM_HD PersistentTiling persistent_tiling(long long hidden, long long proj, int max_blocks_per_direction) {
+  long long blocks = max_blocks_per_direction < 1 ? 1 : max_blocks_per_direction;
+  if (blocks > hidden) blocks = hidden;
+  PersistentTiling t;
+  t.units_per_block = static_cast<int>((hidden + blocks - 1) / blocks);
+  t.blocks_per_direction = static_cast<int>((hidden + t.units_per_block - 1) / t.units_per_block);
+  t.proj_per_block = proj > 0 ? static_cast<int>((proj + t.blocks_per_direction - 1) / t.blocks_per_direction) : 0;
+  return t;
+}
+
+// One layer, all steps. Shapes as in lstm_stepwise.h (D directions, B batch, T steps, H hidden, R = P or H, G = 4H).
+struct PersistentLayerParams {
+  LayerDims dims;
+  PersistentTiling tiling;
+  int layer = 0;
+  long long steps = 0;  // max(len): the steps to run (0: the state passes through)
+  cell::CellParams cell{};
+  const int* lengths = nullptr;     // [B], or null: every sequence has T steps
+  const float* gates_x = nullptr;   // [T*B, D*G] f32 input projections, no bias
+  const void* w_hh = nullptr;       // [D, G, R] dtype
+  const void* w_hr = nullptr;       // [D, P, H] dtype, or null without a projection
+  const float* bias = nullptr;      // [D, G] f32 (b_ih + b_hh), or null
+  const float* peephole = nullptr;  // [D, 3H] f32 (p_i, p_f, p_o), or null
+  const void* h0 = nullptr;         // [L*D, B, R] dtype, or null (zeros)
+  const void* c0 = nullptr;         // [L*D, B, H] dtype, or null (zeros)
+  void* h[2] = {nullptr, nullptr};  // [B, R] dtype per direction, twice: step s reads h[s % 2], writes h[(s+1) % 2]
+  long long h_stride = 0;           // elements between directions (both buffers)
+  void* h_cell = nullptr;           // [B, H] dtype per direction: o * ha(c) before the projection; null without one
+  long long h_cell_stride = 0;
+  void* y = nullptr;    // [T*B, D*R] dtype layer output, or null (not wanted)
+  void* h_n = nullptr;  // [L*D, B, R] dtype, or null
+  void* c_n = nullptr;  // [L*D, B, H] dtype, or null
+};
+
+// Where a block's data lives in its dynamic shared memory (byte offsets; every region 16-byte aligned):
+//   w_hh     [4u, R] dtype   rows g*u + k = W_hh[d][g*H + j0 + k, :], for the block's units j0 + k
+//   w_hr     [up, H] dtype   rows k = W_hr[d][p0 + k, :] (projection only)
+//   h_stage  [kBatchChunk, K] f32, K = max(R, H with a projection): kBatchChunk sequences of the vector operand
+//   pre      [4u, B] f32     this step's recurrent pre-activations W_hh h of the block's rows
+//   c        [u, B] f32      the cell state of the block's units
+struct PersistentSmemLayout {
+  std::size_t w_hh = 0, w_hr = 0, h_stage = 0, pre = 0, c = 0;
+  std::size_t total = 0;
+  long long stage_width = 0;  // K
+};
+
+CULSTM_HD std::size_t persistent_align16(std::size_t n) {
+  return (n + 15) / 16 * 16;
+}
+
+CULSTM_HD PersistentSmemLayout persistent_smem_layout(const LayerDims& dims, const PersistentTiling& tiling,
+                                                      std::size_t value_bytes) {
+  const std::size_t u = static_cast<std::size_t>(tiling.units_per_block);
+  const std::size_t up = static_cast<std::size_t>(tiling.proj_per_block);
+  const std::size_t B = static_cast<std::size_t>(dims.batch), H = static_cast<std::size_t>(dims.hidden);
+  const std::size_t R = static_cast<std::size_t>(dims.recurrent);
+  const bool projecting = dims.recurrent != dims.hidden;
+  PersistentSmemLayout s;
+  s.stage_width = projecting && dims.hidden > dims.recurrent ? dims.hidden : dims.recurrent;
+  std::size_t cursor = 0;
+  s.w_hh = cursor;
+  cursor += persistent_align16(4 * u * R * value_bytes);
+  s.w_hr = cursor;
+  cursor += persistent_align16(up * H * value_bytes);
+  s.h_stage = cursor;
+  cursor += persistent_align16(static_cast<std::size_t>(kBatchChunk) * static_cast<std::size_t>(s.stage_width) * 4);
+  s.pre = cursor;
+  cursor += persistent_align16(4 * u * B * 4);
+  s.c = cursor;
+  cursor += persistent_align16(u * B * 4);
+  s.total = cursor;
+  return s;
+}
+
+// What the device offers the persistent kernel, read once per Model (cudaDeviceGetAttribute and the occupancy API).
+struct PersistentDeviceLimits {
+  int sm_count = 0;
+  std::size_t max_smem_per_block = 0;  // cudaDevAttrMaxSharedMemoryPerBlockOptin
+  bool cooperative_launch = false;     // cudaDevAttrCooperativeLaunch
+};
+
+// The device's limits for `device` (the current device must be it), or kCudaError.
+Status persistent_device_limits(int device, PersistentDeviceLimits* out);
+
+// Blocks of the persistent kernel for `dtype` that can be resident on one SM at once with `smem_bytes` of dynamic
+// shared memory (cudaOccupancyMaxActiveBlocksPerMultiprocessor, after raising the kernel's shared-memory limit).
+// 0 when it cannot run at all.
+Status persistent_blocks_per_sm(DType dtype, std::size_t smem_bytes, int* out);
+
+// Enqueues the layer as ONE cooperative launch of D * blocks_per_direction blocks on `stream`. The caller has
+// checked co-residency (persistent_blocks_per_sm x sm_count >= blocks) for this batch size; the launch fails with
+// cudaErrorCooperativeLaunchTooLarge (never a hang) if that is not so.
+Status launch_persistent_layer(DType dtype, const PersistentLayerParams& params, Stream stream);
+
+}  // namespace kernels
+}  // namespace culstm

@@ -1,0 +1,304 @@
+// kernels/persistent_elements.h: the program one thread block of the persistent engine runs (lstm_persistent.h,
+// docs/persistent.md). Host-and-device code, written once against a `Team` that supplies the thread's place in its
+// block and the barriers:
+//   thread(), threads()        this thread among the block's threads
+//   warp(), warps()            this thread's warp among the block's warps
+//   lane(), lanes()            this thread among the threads that share one dot product (a warp on the GPU)
+//   lane_sum(v)                the sum of v over those lanes, valid in lane 0
+//   sync_block()               __syncthreads()
+//   sync_grid()                every block of the launch has arrived (cooperative groups' grid sync on the GPU)
+// The GPU runs it with one block per resident slot (lstm_persistent.cu); tests/unit/cuda_persistent_test.cpp runs
+// the very same program on the CPU with one host thread per block, one "lane" per block and a real barrier, so the
+// step loop, the buffer parity, the tiling and every index are checked against the reference without a GPU.
+#pragma once
+
+#include "cell_math.h"
+#include "lstm_persistent.h"
+#include "sequence_index.h"
+#include "stepwise_elements.h"
+
+namespace culstm {
+namespace kernels {
+
+// Loads data that other blocks write during the launch: through L2 only (ld.global.cg), never from a possibly
+// stale L1 line. Read-only data (weights, gates_x, lengths) use plain loads.
+template <typename T>
+CULSTM_HD T load_shared_global(const T* ptr) {
+#if defined(__CUDA_ARCH__)
+  return __ldcg(ptr);
+#else
+  return *ptr;
+#endif
+}
+
+// The block's place in the layer: direction, its hidden units [j0, j0 + units), its projection outputs
+// [p0, p0 + proj_units) (none without a projection, and possibly none for the last blocks).
+struct BlockSlice {
+  int d = 0;
+  long long j0 = 0, units = 0;
+  long long p0 = 0, proj_units = 0;
+};
+
+CULSTM_HD BlockSlice block_slice(const PersistentLayerParams& p, int block) {
+  const PersistentTiling& t = p.tiling;
+  const long long H = p.dims.hidden, P = p.w_hr != nullptr ? p.dims.recurrent : 0;
+  BlockSlice s;
+  s.d = block / t.blocks_per_direction;
+  const long long k = block % t.blocks_per_direction;
+  s.j0 = k * t.units_per_block;
+  s.units = H - s.j0 < t.units_per_block ? H - s.j0 : t.units_per_block;
+  s.p0 = k * t.proj_per_block;
+  const long long left = P - s.p0;
+  s.proj_units = left <= 0 ? 0 : (left < t.proj_per_block ? left : t.proj_per_block);
+  return s;
+}
+
+// Typed views of the block's shared memory (layout in lstm_persistent.h).
+template <typename T>
+struct BlockSmem {
+  T* w_hh;
+  T* w_hr;
+  float* h_stage;
+  float* pre;
+  float* c;
+};
+
+template <typename T>
+CULSTM_HD BlockSmem<T> block_smem(unsigned char* base, const PersistentSmemLayout& l) {
+  return BlockSmem<T>{reinterpret_cast<T*>(base + l.w_hh), reinterpret_cast<T*>(base + l.w_hr),
+                      reinterpret_cast<float*>(base + l.h_stage), reinterpret_cast<float*>(base + l.pre),
+                      reinterpret_cast<float*>(base + l.c)};
+}
+
+// Copies the block's rows of W_hh (and W_hr) into shared memory; rows past the block's units are zero.
+template <typename T, typename Team>
+CULSTM_HD void persistent_load_weights(const PersistentLayerParams& p, const BlockSlice& s, const BlockSmem<T>& sm,
+                                       const Team& team) {
+  const long long H = p.dims.hidden, R = p.dims.recurrent, G = 4 * H, u = p.tiling.units_per_block;
+  const T* w_hh = static_cast<const T*>(p.w_hh) + s.d * G * R;
+  for (long long idx = team.thread(); idx < 4 * u * R; idx += team.threads()) {
+    const long long r = idx / R, k = idx % R, g = r / u, unit = r % u;
+    sm.w_hh[idx] = unit < s.units ? w_hh[(g * H + s.j0 + unit) * R + k] : Storage<T>::store(0.0f);
+  }
+  if (p.w_hr == nullptr) return;
+  const long long up = p.tiling.proj_per_block;
+  const T* w_hr = static_cast<const T*>(p.w_hr) + s.d * R * H;  // [P, H] per direction
+  for (long long idx = team.thread(); idx < up * H; idx += team.threads()) {
+    const long long r = idx / H, k = idx % H;
+    sm.w_hr[idx] = r < s.proj_units ? w_hr[(s.p0 + r) * H + k] : Storage<T>::store(0.0f);
+  }
+}
+
+// The columns of h this block writes: its projection outputs with a projection, its hidden units without.
+struct OwnedColumns {
+  long long first, count;
+};
+CULSTM_HD OwnedColumns owned_h_columns(const PersistentLayerParams& p, const BlockSlice& s) {
+  return p.w_hr != nullptr ? OwnedColumns{s.p0, s.proj_units} : OwnedColumns{s.j0, s.units};
+}
+
+// c of the block's units from c0 (or zeros) into shared memory; the block's columns of h[0] from h0 (or zeros).
+template <typename T, typename Team>
+CULSTM_HD void persistent_load_state(const PersistentLayerParams& p, const BlockSlice& s, const BlockSmem<T>& sm,
+                                     const Team& team) {
+  const long long B = p.dims.batch, H = p.dims.hidden, R = p.dims.recurrent, u = p.tiling.units_per_block;
+  const long long state_row = static_cast<long long>(p.layer) * p.dims.directions + s.d;  // row of [L*D, B, .]
+  const T* c0 = static_cast<const T*>(p.c0);
+  for (long long idx = team.thread(); idx < s.units * B; idx += team.threads()) {
+    const long long unit = idx % s.units, b = idx / s.units;
+    sm.c[b * u + unit] = c0 ? Storage<T>::load(c0[(state_row * B + b) * H + s.j0 + unit]) : 0.0f;
+  }
+  const OwnedColumns cols = owned_h_columns(p, s);
+  const T* h0 = static_cast<const T*>(p.h0);
+  T* h = static_cast<T*>(p.h[0]) + s.d * p.h_stride;
+  for (long long idx = team.thread(); idx < cols.count * B; idx += team.threads()) {
+    const long long k = cols.first + idx % cols.count, b = idx / cols.count;
+    h[b * R + k] = h0 ? h0[(state_row * B + b) * R + k] : Storage<T>::store(0.0f);
+  }
+}
+
+// Stages rows b0 .. b0 + kBatchChunk - 1 of src ([B, width] dtype, written by other blocks) into h_stage as f32.
+// Rows past B and rows of sequences that do not run this step are zeros: their results are never used.
+template <typename T, typename Team>
+CULSTM_HD void persistent_stage(const PersistentLayerParams& p, const T* src, long long width, long long b0,
+                                long long step, float* stage, const Team& team) {
+  const long long B = p.dims.batch;
+  for (long long idx = team.thread(); idx < kBatchChunk * width; idx += team.threads()) {
+    const long long bb = idx / width, k = idx % width, b = b0 + bb;
+    const bool live = b < B && seq::step_active(step, length_of(p.lengths, b, p.dims.seq_len));
+    stage[idx] = live ? Storage<T>::load(load_shared_global(src + b * width + k)) : 0.0f;
+  }
+}
+
+// This lane's share of kBatchChunk dot products of one weight row with the staged rows: k = lane, lane + lanes, ...
+// One read of a weight feeds kBatchChunk FMAs.
+template <typename T>
+CULSTM_HD void lane_dots(const T* w_row, const float* stage, long long width, int lane, int lanes,
+                         float acc[kBatchChunk]) {
+  for (long long k = lane; k < width; k += lanes) {
+    const float w = Storage<T>::load(w_row[k]);
+    for (int bb = 0; bb < kBatchChunk; ++bb) acc[bb] += w * stage[bb * width + k];
+  }
+}
+
+// Recurrent pre-activations of the block's rows for every sequence: pre[b, r] = W_hh[row r] . h_cur[b].
+template <typename T, typename Team>
+CULSTM_HD void persistent_recurrent(const PersistentLayerParams& p, const BlockSlice& s, const BlockSmem<T>& sm,
+                                    long long step, const T* h_cur, Team& team) {
+  const long long B = p.dims.batch, R = p.dims.recurrent, u = p.tiling.units_per_block;
+  for (long long b0 = 0; b0 < B; b0 += kBatchChunk) {
+    team.sync_block();  // the previous chunk's dot products are done with h_stage
+    persistent_stage<T>(p, h_cur, R, b0, step, sm.h_stage, team);
+    team.sync_block();
+    for (long long r = team.warp(); r < 4 * u; r += team.warps()) {
+      if (r % u >= s.units) continue;  // a unit past H: nothing to compute (the whole warp skips)
+      float acc[kBatchChunk] = {};
+      lane_dots(sm.w_hh + r * R, sm.h_stage, R, team.lane(), team.lanes(), acc);
+      for (int bb = 0; bb < kBatchChunk; ++bb) acc[bb] = team.lane_sum(acc[bb]);
+      if (team.lane() != 0) continue;
+      for (int bb = 0; bb < kBatchChunk && b0 + bb < B; ++bb) sm.pre[(b0 + bb) * 4 * u + r] = acc[bb];
+    }
+  }
+  team.sync_block();  // pre complete for the cell update
+}
+
+// The cell update of the block's units for every running sequence (kernels/cell_math.h), c kept in shared memory.
+// Without a projection it writes h_next and y; with one, h_cell (the projection phase writes h_next and y).
+// Sequences that do not run this step keep their state: without a projection their h is carried to h_next here.
+template <typename T, typename Team>
+CULSTM_HD void persistent_cell(const PersistentLayerParams& p, const BlockSlice& s, const BlockSmem<T>& sm,
+                               long long step, const T* h_cur, T* h_next, const Team& team) {
+  const LayerDims& dims = p.dims;
+  const long long B = dims.batch, H = dims.hidden, R = dims.recurrent, D = dims.directions, G = 4 * H;
+  const long long u = p.tiling.units_per_block;
+  const bool projecting = p.w_hr != nullptr;
+  const bool reversed = direction_reversed(dims, s.d);
+  for (long long idx = team.thread(); idx < s.units * B; idx += team.threads()) {
+    const long long unit = idx % s.units, b = idx / s.units, j = s.j0 + unit;
+    const long long len = length_of(p.lengths, b, dims.seq_len);
+    if (!seq::step_active(step, len)) {
+      if (!projecting) h_next[b * R + j] = load_shared_global(h_cur + b * R + j);
+      continue;
+    }
+    const long long t = seq::step_time(step, len, reversed);
+    const long long row = seq::row_of(t, b, dims.seq_len, B, dims.batch_major);
+    const float* gx = p.gates_x + row * (D * G) + s.d * G;
+    const float* gh = sm.pre + b * 4 * u;
+    float pre[4];
+    for (int g = 0; g < 4; ++g) {
+      pre[g] = gx[g * H + j] + gh[g * u + unit];
+      if (p.bias) pre[g] += p.bias[s.d * G + g * H + j];
+    }
+    float p_i = 0.0f, p_f = 0.0f, p_o = 0.0f;
+    if (p.peephole) {
+      const float* pd = p.peephole + s.d * 3 * H;
+      p_i = pd[j];
+      p_f = pd[H + j];
+      p_o = pd[2 * H + j];
+    }
+    float& c = sm.c[b * u + unit];
+    const cell::CellOutput<float> out =
+        cell::lstm_cell<float>(p.cell, pre[0], pre[1], pre[2], pre[3], c, p_i, p_f, p_o);
+    c = out.c;
+    const T value = Storage<T>::store(out.h);
+    if (projecting) {
+      static_cast<T*>(p.h_cell)[s.d * p.h_cell_stride + b * H + j] = value;
+    } else {
+      h_next[b * R + j] = value;
+      if (p.y) static_cast<T*>(p.y)[row * (D * R) + s.d * R + j] = value;
+    }
+  }
+}
+
+// The projection of the block's outputs: h_next[b, k] = W_hr[k] . h_cell[b] for running sequences (and y), the
+// carried h_cur[b, k] for the others.
+template <typename T, typename Team>
+CULSTM_HD void persistent_projection(const PersistentLayerParams& p, const BlockSlice& s, const BlockSmem<T>& sm,
+                                     long long step, const T* h_cur, T* h_next, Team& team) {
+  const LayerDims& dims = p.dims;
+  const long long B = dims.batch, H = dims.hidden, R = dims.recurrent, D = dims.directions;
+  const T* h_cell = static_cast<const T*>(p.h_cell) + s.d * p.h_cell_stride;
+  const bool reversed = direction_reversed(dims, s.d);
+  for (long long b0 = 0; b0 < B; b0 += kBatchChunk) {
+    team.sync_block();
+    persistent_stage<T>(p, h_cell, H, b0, step, sm.h_stage, team);
+    team.sync_block();
+    for (long long r = team.warp(); r < s.proj_units; r += team.warps()) {
+      float acc[kBatchChunk] = {};
+      lane_dots(sm.w_hr + r * H, sm.h_stage, H, team.lane(), team.lanes(), acc);
+      for (int bb = 0; bb < kBatchChunk; ++bb) acc[bb] = team.lane_sum(acc[bb]);
+      if (team.lane() != 0) continue;
+      const long long k = s.p0 + r;
+      for (int bb = 0; bb < kBatchChunk && b0 + bb < B; ++bb) {
+        const long long b = b0 + bb;
+        const long long len = length_of(p.lengths, b, dims.seq_len);
+        if (!seq::step_active(step, len)) {
+          h_next[b * R + k] = load_shared_global(h_cur + b * R + k);
+          continue;
+        }
+        const T value = Storage<T>::store(acc[bb]);
+        h_next[b * R + k] = value;
+        if (p.y) {
+          const long long t = seq::step_time(step, len, reversed);
+          const long long row = seq::row_of(t, b, dims.seq_len, B, dims.batch_major);
+          static_cast<T*>(p.y)[row * (D * R) + s.d * R + k] = value;
+        }
+      }
+    }
+  }
+}
+
+// h_n from the block's columns of the last h buffer, c_n from its units' c.
+template <typename T, typename Team>
+CULSTM_HD void persistent_store_final(const PersistentLayerParams& p, const BlockSlice& s, const BlockSmem<T>& sm,
+                                      const T* h_last, const Team& team) {
+  const long long B = p.dims.batch, H = p.dims.hidden, R = p.dims.recurrent, u = p.tiling.units_per_block;
+  const long long state_row = static_cast<long long>(p.layer) * p.dims.directions + s.d;
+  if (p.c_n) {
+    T* c_n = static_cast<T*>(p.c_n);
+    for (long long idx = team.thread(); idx < s.units * B; idx += team.threads()) {
+      const long long unit = idx % s.units, b = idx / s.units;
+      c_n[(state_row * B + b) * H + s.j0 + unit] = Storage<T>::store(sm.c[b * u + unit]);
+    }
+  }
+  if (p.h_n) {
+    const OwnedColumns cols = owned_h_columns(p, s);
+    T* h_n = static_cast<T*>(p.h_n);
+    for (long long idx = team.thread(); idx < cols.count * B; idx += team.threads()) {
+      const long long k = cols.first + idx % cols.count, b = idx / cols.count;
+      h_n[(state_row * B + b) * R + k] = load_shared_global(h_last + b * R + k);
+    }
+  }
+}
+
+// The whole launch, as block `block` runs it. Barriers: one grid sync after the initial state, one per step after
+// the cell update (h_next / h_cell complete everywhere), and with a projection one more per step after it.
+// Step s reads h[s % 2] and writes h[(s + 1) % 2]; the grid sync between two steps makes every read of a buffer
+// finish before it is written again.
+template <typename T, typename Team>
+CULSTM_HD void persistent_layer_program(const PersistentLayerParams& p, int block, unsigned char* smem_base,
+                                        Team& team) {
+  const PersistentSmemLayout layout = persistent_smem_layout(p.dims, p.tiling, sizeof(T));
+  const BlockSmem<T> sm = block_smem<T>(smem_base, layout);
+  const BlockSlice s = block_slice(p, block);
+  T* h_buffers[2] = {static_cast<T*>(p.h[0]) + s.d * p.h_stride, static_cast<T*>(p.h[1]) + s.d * p.h_stride};
+
+  persistent_load_weights<T>(p, s, sm, team);
+  persistent_load_state<T>(p, s, sm, team);
+  team.sync_grid();
+  for (long long step = 0; step < p.steps; ++step) {
+    const T* h_cur = h_buffers[step % 2];
+    T* h_next = h_buffers[(step + 1) % 2];
+    persistent_recurrent<T>(p, s, sm, step, h_cur, team);
+    persistent_cell<T>(p, s, sm, step, h_cur, h_next, team);
+    team.sync_grid();
+    if (p.w_hr != nullptr) {
+      persistent_projection<T>(p, s, sm, step, h_cur, h_next, team);
+      team.sync_grid();
+    }
+  }
+  persistent_store_final<T>(p, s, sm, h_buffers[p.steps % 2], team);
+}
+
+}  // namespace kernels
+}  // namespace culstm
