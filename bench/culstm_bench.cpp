@@ -47,87 +47,27 @@ double seconds_since(Clock::time_point t0) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// ModelOptions fields that other work adds (the persistent engine's `engine`, the cudnn backend's algorithm). They
-// are detected at compile time, so this file builds before and after they land; when absent the bench runs the
-// backend's default and says so ("option absent" in the records). Names probed: see README.md "Options it looks for".
+// The ModelOptions that select culstm's engines: cuda_engine (cuda backend) and cudnn_algo (cudnn backend).
 
-#define CULSTM_BENCH_MEMBER_PROBE(member)                                                            \
-  template <class T, class = void>                                                                  \
-  struct HasMember_##member : std::false_type {};                                                   \
-  template <class T>                                                                                \
-  struct HasMember_##member<T, std::void_t<decltype(std::declval<T&>().member)>> : std::true_type {};
-CULSTM_BENCH_MEMBER_PROBE(engine)
-CULSTM_BENCH_MEMBER_PROBE(cudnn_algo)
-CULSTM_BENCH_MEMBER_PROBE(cudnn_algorithm)
+bool set_engine(culstm::ModelOptions& options, const std::string& name) {
+  if (name == "auto") options.cuda_engine = culstm::CudaEngine::kAuto;
+  else if (name == "stepwise") options.cuda_engine = culstm::CudaEngine::kStepwise;
+  else if (name == "persistent") options.cuda_engine = culstm::CudaEngine::kPersistent;
+  else return false;
+  return true;
+}
 
-#define CULSTM_BENCH_ENUM_PROBE(enumerator)                                                  \
-  template <class E, class = void>                                                          \
-  struct HasValue_##enumerator : std::false_type {};                                        \
-  template <class E>                                                                        \
-  struct HasValue_##enumerator<E, std::void_t<decltype(E::enumerator)>> : std::true_type {};
-CULSTM_BENCH_ENUM_PROBE(kAuto)
-CULSTM_BENCH_ENUM_PROBE(kStepwise)
-CULSTM_BENCH_ENUM_PROBE(kPersistent)
-CULSTM_BENCH_ENUM_PROBE(kStandard)
-CULSTM_BENCH_ENUM_PROBE(kPersistStatic)
-CULSTM_BENCH_ENUM_PROBE(kPersistStaticSmallH)
-CULSTM_BENCH_ENUM_PROBE(kPersistDynamic)
-
-#define CULSTM_BENCH_TRY_VALUE(E, field, name_str, enumerator) \
-  if constexpr (HasValue_##enumerator<E>::value) {              \
-    if (name == name_str) {                                     \
-      field = E::enumerator;                                    \
-      return true;                                              \
-    }                                                           \
+bool set_cudnn_algo(culstm::ModelOptions& options, const std::string& name) {
+  for (const culstm::CudnnAlgo a : {culstm::CudnnAlgo::kAuto, culstm::CudnnAlgo::kStandard,
+                                    culstm::CudnnAlgo::kPersistStatic, culstm::CudnnAlgo::kPersistStaticSmallH,
+                                    culstm::CudnnAlgo::kPersistDynamic}) {
+    if (name == culstm::cudnn_algo_name(a)) {
+      options.cudnn_algo = a;
+      return true;
+    }
   }
-
-template <class E>
-bool assign_engine(E& field, const std::string& name) {
-  CULSTM_BENCH_TRY_VALUE(E, field, "auto", kAuto)
-  CULSTM_BENCH_TRY_VALUE(E, field, "stepwise", kStepwise)
-  CULSTM_BENCH_TRY_VALUE(E, field, "persistent", kPersistent)
   return false;
 }
-
-template <class E>
-bool assign_algo(E& field, const std::string& name) {
-  CULSTM_BENCH_TRY_VALUE(E, field, "auto", kAuto)
-  CULSTM_BENCH_TRY_VALUE(E, field, "standard", kStandard)
-  CULSTM_BENCH_TRY_VALUE(E, field, "persist_static", kPersistStatic)
-  CULSTM_BENCH_TRY_VALUE(E, field, "persist_static_small_h", kPersistStaticSmallH)
-  CULSTM_BENCH_TRY_VALUE(E, field, "persist_dynamic", kPersistDynamic)
-  return false;
-}
-
-// Sets options.engine to the named engine; false when the field or the value does not exist.
-template <class O>
-bool set_engine(O& options, const std::string& name) {
-  if constexpr (HasMember_engine<O>::value) {
-    using E = std::remove_reference_t<decltype(options.engine)>;
-    if constexpr (std::is_enum_v<E>) return assign_engine<E>(options.engine, name);
-  }
-  (void)options;
-  (void)name;
-  return false;
-}
-
-template <class O>
-bool set_cudnn_algo(O& options, const std::string& name) {
-  if constexpr (HasMember_cudnn_algo<O>::value) {
-    using E = std::remove_reference_t<decltype(options.cudnn_algo)>;
-    if constexpr (std::is_enum_v<E>) return assign_algo<E>(options.cudnn_algo, name);
-  } else if constexpr (HasMember_cudnn_algorithm<O>::value) {
-    using E = std::remove_reference_t<decltype(options.cudnn_algorithm)>;
-    if constexpr (std::is_enum_v<E>) return assign_algo<E>(options.cudnn_algorithm, name);
-  }
-  (void)options;
-  (void)name;
-  return false;
-}
-
-constexpr bool kHasEngineOption = HasMember_engine<culstm::ModelOptions>::value;
-constexpr bool kHasAlgoOption =
-    HasMember_cudnn_algo<culstm::ModelOptions>::value || HasMember_cudnn_algorithm<culstm::ModelOptions>::value;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Command line.
@@ -140,9 +80,8 @@ struct Options {
   std::vector<std::string> dirs{"uni", "bi"};
   std::vector<std::string> dtypes{"f32", "bf16"};
   std::vector<std::string> backends{"cuda", "cudnn"};
-  // culstm cuda engines: default (the backend's own choice), and, once ModelOptions can select engines, each one.
-  std::vector<std::string> engines = kHasEngineOption ? std::vector<std::string>{"default", "stepwise", "persistent"}
-                                                      : std::vector<std::string>{"default"};
+  // culstm cuda engines: default (the backend's own choice) and each engine forced.
+  std::vector<std::string> engines{"default", "stepwise", "persistent"};
   std::vector<std::string> algos{"standard", "persist_static", "persist_static_small_h", "persist_dynamic"};
   std::int64_t input = 0;  // 0: input_size = hidden
   std::int64_t proj = 0;
@@ -174,7 +113,7 @@ const char* kUsage =
     "  --backends cuda,cudnn   cuda: culstm's cuda backend; cudnn: cuDNN called directly, every algorithm, the\n"
     "                          fastest kept; culstm-cudnn: culstm's cudnn backend (algorithms when selectable)\n"
     "  --engines LIST          culstm cuda engines: default (backend's choice), auto, stepwise, persistent\n"
-    "                          (default: default,stepwise,persistent when ModelOptions can select, else default)\n"
+    "                          (default: default,stepwise,persistent)\n"
     "  --algos LIST            cuDNN algorithms tried (standard,persist_static,persist_static_small_h,persist_dynamic;\n"
     "                          auto: culstm-cudnn's own choice)\n"
     "  --math strict|tf32      f32 math (strict: no tf32 anywhere, the default)\n"
@@ -987,7 +926,6 @@ std::string record_json(const Result& r, const Config& c, const Options& o, cons
   j.str("status", t.status).str("error", t.error);
   j.integer("sm_count", m.sm_count).integer("l2_bytes", static_cast<long long>(m.l2_bytes));
   j.str("cuda_runtime", m.cuda_runtime).str("cudnn_version", m.cudnn).str("culstm_version", culstm::version());
-  j.boolean("engine_option", kHasEngineOption).boolean("cudnn_algo_option", kHasAlgoOption);
   j.str("timestamp", timestamp_utc());
   return j.text();
 }
@@ -1018,14 +956,12 @@ void print_row(const Config& c, const Result& r, const Floors& f, double cudnn_b
 
 int dry_run(const Options& o, const std::vector<Config>& grid) {
   std::printf("culstm_bench --dry-run: %zu configurations, order %s\n", grid.size(), o.order.c_str());
-  std::printf("ModelOptions engine option: %s; cuDNN algorithm option: %s\n", kHasEngineOption ? "present" : "absent",
-              kHasAlgoOption ? "present" : "absent");
   std::printf("cuDNN (direct): %s\n", cudnn_built() ? "built" : "not built");
   int per_config = 0;
   for (const std::string& b : o.backends) {
     if (b == "cuda") per_config += static_cast<int>(o.engines.size());
     else if (b == "cudnn") per_config += cudnn_built() ? static_cast<int>(o.algos.size()) : 0;
-    else per_config += kHasAlgoOption ? static_cast<int>(o.algos.size()) : 1;
+    else per_config += static_cast<int>(o.algos.size());
   }
   double total = 0;
   for (const Config& c : grid) {
@@ -1088,9 +1024,7 @@ int bench_main(int argc, char** argv) {
               "commit %s\n",
               m.name.c_str(), m.cc_major, m.cc_minor, m.sm_count, m.l2_bytes / 1e6, m.driver.c_str(),
               m.cuda_runtime.c_str(), m.cudnn.c_str(), culstm::version(), o.commit.c_str());
-  std::printf("ModelOptions engine option: %s; cuDNN algorithm option: %s; timing mode %s; %zu configurations\n",
-              kHasEngineOption ? "present" : "absent (backend default engine)",
-              kHasAlgoOption ? "present" : "absent (culstm-cudnn runs its default)", o.mode.c_str(), grid.size());
+  std::printf("timing mode %s; %zu configurations\n", o.mode.c_str(), grid.size());
 
   // The two ceilings (DESIGN.md §6), measured once.
   if (o.ceilings) {
@@ -1179,8 +1113,7 @@ int bench_main(int argc, char** argv) {
         }
       } else {
         // cudnn (direct) or culstm-cudnn: every algorithm, the fastest fully timed one is the record.
-        std::vector<std::string> algos = o.algos;
-        if (b == "culstm-cudnn" && !kHasAlgoOption) algos = {"default"};
+        const std::vector<std::string>& algos = o.algos;
         Result r;
         r.backend = b;
         double best = 0;
