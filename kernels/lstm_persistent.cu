@@ -95,9 +95,14 @@ Status persistent_blocks_per_sm(DType dtype, std::size_t smem_bytes, int* out) {
   *out = 0;
   const void* kernel = kernel_for(dtype);
   if (kernel == nullptr) return Status::Ok();
-  // Above 48 KiB a kernel must opt in to its dynamic shared memory (per device; the caller's device is current).
-  CULSTM_CUDA_CHECK(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes)));
+  // Above 48 KiB a kernel must opt in to its dynamic shared memory. The attribute belongs to the kernel, not to a
+  // Model: always raise it to the device's maximum, so that a Model created later with a smaller need never
+  // lowers it under an earlier Model's launches.
+  int device = 0, device_max = 0;
+  CULSTM_CUDA_CHECK(cudaGetDevice(&device));
+  CULSTM_CUDA_CHECK(cudaDeviceGetAttribute(&device_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  if (smem_bytes > static_cast<std::size_t>(device_max)) return Status::Ok();  // cannot run: 0 blocks
+  CULSTM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, device_max));
   int blocks = 0;
   CULSTM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kPersistentThreads, smem_bytes));
   *out = blocks;
