@@ -85,18 +85,53 @@ class HostGridBarrier {
   long long generation_ = 0;
 };
 
-// The persistent program's Team for a block run by one host thread: the thread is the whole block and the only
-// lane of every dot product (persistent_elements.h).
+// How the CPU runs a block of the persistent program: `warps` x `lanes` host threads. With 1 x 1 the thread is the
+// whole block; with more, the block's strided loops, its barriers and the lane split of every dot product run
+// truly in parallel, as on the GPU (where a block is 8 warps of 32 lanes).
+struct HostBlockShape {
+  int warps = 1;
+  int lanes = 1;
+};
+
+// What the host threads of one block share: the block barrier and, per warp, the slots of lane_sum's exchange.
+struct HostBlock {
+  HostBlock(const HostBlockShape& shape)
+      : barrier(shape.warps * shape.lanes),
+        slots(static_cast<std::size_t>(shape.warps * shape.lanes)),
+        warp_barriers(static_cast<std::size_t>(shape.warps)) {
+    for (auto& w : warp_barriers) w = std::make_unique<HostGridBarrier>(shape.lanes);
+  }
+  HostGridBarrier barrier;
+  std::vector<float> slots;
+  std::vector<std::unique_ptr<HostGridBarrier>> warp_barriers;
+};
+
+// The persistent program's Team for one host thread of a block (persistent_elements.h). Every thread of every
+// block meets at the grid barrier, like cooperative groups' grid sync.
 struct HostTeam {
   HostGridBarrier* grid;
-  int thread() const { return 0; }
-  int threads() const { return 1; }
-  int warp() const { return 0; }
-  int warps() const { return 1; }
-  int lane() const { return 0; }
-  int lanes() const { return 1; }
-  float lane_sum(float v) const { return v; }
-  void sync_block() const {}
+  HostBlock* block;
+  HostBlockShape shape;
+  int index;  // warp * lanes + lane
+  int thread() const { return index; }
+  int threads() const { return shape.warps * shape.lanes; }
+  int warp() const { return index / shape.lanes; }
+  int warps() const { return shape.warps; }
+  int lane() const { return index % shape.lanes; }
+  int lanes() const { return shape.lanes; }
+  // Every lane of the warp must call it (as __shfl_xor_sync with a full mask demands; a lane that does not would
+  // hang the test). Every lane gets the sum, as with the GPU's butterfly.
+  float lane_sum(float v) const {
+    if (shape.lanes == 1) return v;
+    HostGridBarrier& warp_barrier = *block->warp_barriers[static_cast<std::size_t>(warp())];
+    block->slots[static_cast<std::size_t>(index)] = v;
+    warp_barrier.wait();
+    float sum = 0.0f;
+    for (int l = 0; l < shape.lanes; ++l) sum += block->slots[static_cast<std::size_t>(warp() * shape.lanes + l)];
+    warp_barrier.wait();  // everyone has read the slots before they are written again
+    return sum;
+  }
+  void sync_block() const { block->barrier.wait(); }
   void sync_grid() const { grid->wait(); }
 };
 
@@ -111,7 +146,8 @@ struct Span {
 template <typename T>
 class HostExecutor final : public stepwise::Executor {
  public:
-  explicit HostExecutor(std::vector<Span> spans) : spans_(std::move(spans)) {}
+  explicit HostExecutor(std::vector<Span> spans, HostBlockShape block_shape = {})
+      : spans_(std::move(spans)), block_shape_(block_shape) {}
 
   std::map<std::string, int> counts;
 
@@ -195,13 +231,18 @@ class HostExecutor final : public stepwise::Executor {
       std::memset(m.data(), 0xFF, layout.total);
       std::memset(reinterpret_cast<std::uint8_t*>(m.data()) + layout.total, kGuardByte, kSmemGuard);
     }
-    HostGridBarrier barrier(blocks);
+    const int per_block = block_shape_.warps * block_shape_.lanes;
+    HostGridBarrier grid(blocks * per_block);
+    std::vector<std::unique_ptr<HostBlock>> block_state;
+    for (int b = 0; b < blocks; ++b) block_state.push_back(std::make_unique<HostBlock>(block_shape_));
     std::vector<std::thread> threads;
     for (int b = 0; b < blocks; ++b) {
-      threads.emplace_back([&, b] {
-        HostTeam team{&barrier};
-        kernels::persistent_layer_program<T>(p, b, reinterpret_cast<unsigned char*>(smem[b].data()), team);
-      });
+      for (int t = 0; t < per_block; ++t) {
+        threads.emplace_back([&, b, t] {
+          HostTeam team{&grid, block_state[static_cast<std::size_t>(b)].get(), block_shape_, t};
+          kernels::persistent_layer_program<T>(p, b, reinterpret_cast<unsigned char*>(smem[b].data()), team);
+        });
+      }
     }
     for (std::thread& t : threads) t.join();
     for (const auto& m : smem) {
@@ -233,6 +274,7 @@ class HostExecutor final : public stepwise::Executor {
     return Status::Ok();
   }
   std::vector<Span> spans_;
+  HostBlockShape block_shape_;
 };
 
 // Host buffers of one run, each with a guard zone on both sides that must stay untouched.
@@ -330,9 +372,11 @@ ForwardArgs make_args(const Problem& p, void* x, void* h0, void* c0, void* y, vo
 
 // The stepwise engine on the CPU. Outputs and workspace start as 0xFF bytes (NaN) so that unwritten elements and
 // reads of never-written workspace show.
-// `persistent_blocks` > 0 runs every layer on the persistent engine with at most that many blocks per direction.
+// `persistent_blocks` > 0 runs every layer on the persistent engine with at most that many blocks per direction,
+// each block run by `block_shape` host threads.
 template <typename T>
-::testing::AssertionResult run_host_schedule(const Problem& p, Result* out, int persistent_blocks) {
+::testing::AssertionResult run_host_schedule(const Problem& p, Result* out, int persistent_blocks,
+                                             HostBlockShape block_shape) {
   const LstmSpec& s = p.spec;
   const DType dt = s.dtype;
   const std::size_t v = dtype_size(dt);
@@ -368,7 +412,7 @@ template <typename T>
     }
     spans.push_back({"h_next", block + layout.h_next, static_cast<std::size_t>(p.B * s.recurrent_size()) * v});
   }
-  HostExecutor<T> exec(spans);
+  HostExecutor<T> exec(spans, block_shape);
   std::vector<stepwise::LayerEngine> engines;
   if (persistent_blocks > 0) {
     stepwise::LayerEngine e;
@@ -394,11 +438,12 @@ template <typename T>
   return ::testing::AssertionSuccess();
 }
 
-::testing::AssertionResult run_host(const Problem& p, Result* out, int persistent_blocks = 0) {
+::testing::AssertionResult run_host(const Problem& p, Result* out, int persistent_blocks = 0,
+                                    HostBlockShape block_shape = {}) {
   switch (p.spec.dtype) {
-    case DType::kF16: return run_host_schedule<HostF16>(p, out, persistent_blocks);
-    case DType::kBF16: return run_host_schedule<HostBF16>(p, out, persistent_blocks);
-    default: return run_host_schedule<float>(p, out, persistent_blocks);
+    case DType::kF16: return run_host_schedule<HostF16>(p, out, persistent_blocks, block_shape);
+    case DType::kBF16: return run_host_schedule<HostBF16>(p, out, persistent_blocks, block_shape);
+    default: return run_host_schedule<float>(p, out, persistent_blocks, block_shape);
   }
 }
 
@@ -645,8 +690,9 @@ TEST_P(HostSchedule, MatchesReference) {
 }
 
 // The persistent engine's block program on the same grid, with 1 to 4 blocks per direction (so that blocks own
-// several units, the last block fewer, and with a projection some blocks no projection output), and once with a
-// block per hidden unit.
+// several units, the last block fewer, and with a projection some blocks no projection output), and with a block
+// per hidden unit; blocks of one host thread, and blocks of 3 warps x 4 lanes (a lane count that divides neither
+// the sizes nor kBatchChunk, and more warps than some blocks have rows).
 class HostPersistent : public ::testing::TestWithParam<Config> {};
 
 TEST_P(HostPersistent, MatchesReference) {
@@ -655,10 +701,15 @@ TEST_P(HostPersistent, MatchesReference) {
   Result ref;
   ASSERT_TRUE(run_reference(p, &ref));
   const int index = static_cast<int>(c.H * 13 + c.layers * 5 + static_cast<int>(c.dir) + c.lengths);
-  for (const int blocks : {1 + index % 4, 1 << 20}) {
-    SCOPED_TRACE("at most " + std::to_string(blocks) + " blocks per direction");
+  struct Variant {
+    int blocks;
+    HostBlockShape shape;
+  };
+  for (const Variant& v : {Variant{1 + index % 4, {1, 1}}, Variant{1 << 20, {1, 1}}, Variant{1 + index % 3, {3, 4}}}) {
+    SCOPED_TRACE("at most " + std::to_string(v.blocks) + " blocks per direction, " + std::to_string(v.shape.warps) +
+                 " x " + std::to_string(v.shape.lanes) + " threads per block");
     Result got;
-    ASSERT_TRUE(run_host(p, &got, blocks));
+    ASSERT_TRUE(run_host(p, &got, v.blocks, v.shape));
     expect_matches_reference(c, p, got, ref, "persistent");
     // One input GEMM and one persistent launch per layer; nothing per step.
     const int L = c.layers;
