@@ -4,6 +4,7 @@
 #include "culstm/culstm.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -91,7 +92,28 @@ CULSTM_SAME_VALUE(CULSTM_ACTIVATION_HARD_SIGMOID, culstm::ActivationKind::kHardS
 CULSTM_SAME_VALUE(CULSTM_ACTIVATION_ELU, culstm::ActivationKind::kElu);
 CULSTM_SAME_VALUE(CULSTM_ACTIVATION_SOFTSIGN, culstm::ActivationKind::kSoftsign);
 CULSTM_SAME_VALUE(CULSTM_ACTIVATION_SOFTPLUS, culstm::ActivationKind::kSoftplus);
+CULSTM_SAME_VALUE(CULSTM_CUDNN_ALGO_AUTO, culstm::CudnnAlgo::kAuto);
+CULSTM_SAME_VALUE(CULSTM_CUDNN_ALGO_STANDARD, culstm::CudnnAlgo::kStandard);
+CULSTM_SAME_VALUE(CULSTM_CUDNN_ALGO_PERSIST_STATIC, culstm::CudnnAlgo::kPersistStatic);
+CULSTM_SAME_VALUE(CULSTM_CUDNN_ALGO_PERSIST_STATIC_SMALL_H, culstm::CudnnAlgo::kPersistStaticSmallH);
+CULSTM_SAME_VALUE(CULSTM_CUDNN_ALGO_PERSIST_DYNAMIC, culstm::CudnnAlgo::kPersistDynamic);
+CULSTM_SAME_VALUE(CULSTM_CUDA_ENGINE_AUTO, culstm::CudaEngine::kAuto);
+CULSTM_SAME_VALUE(CULSTM_CUDA_ENGINE_STEPWISE, culstm::CudaEngine::kStepwise);
+CULSTM_SAME_VALUE(CULSTM_CUDA_ENGINE_PERSISTENT, culstm::CudaEngine::kPersistent);
 #undef CULSTM_SAME_VALUE
+
+// culstm_model_options_t's layout is ABI (culstm.h): fields are only appended, the size stays 64 bytes while
+// `reserved` has room, and every enum field is 4 bytes.
+static_assert(sizeof(culstm_backend_t) == 4 && sizeof(culstm_cudnn_algo_t) == 4 && sizeof(culstm_cuda_engine_t) == 4,
+              "C enums in culstm_model_options_t must be 4 bytes");
+static_assert(offsetof(culstm_model_options_t, backend) == 0 && offsetof(culstm_model_options_t, device) == 4 &&
+                  offsetof(culstm_model_options_t, max_batch) == 8 &&
+                  offsetof(culstm_model_options_t, max_seq_len) == 16 &&
+                  offsetof(culstm_model_options_t, cudnn_algo) == 24 &&
+                  offsetof(culstm_model_options_t, cuda_engine) == 28 &&
+                  offsetof(culstm_model_options_t, reserved) == 32,
+              "culstm_model_options_t: fields may only be appended (take a reserved slot)");
+static_assert(sizeof(culstm_model_options_t) == 64, "culstm_model_options_t must stay 64 bytes");
 
 // The calling thread's last message. Fixed size: recording never allocates; longer messages are truncated.
 constexpr std::size_t kLastErrorCapacity = 2048;
@@ -208,6 +230,39 @@ Status weight_tensor(const culstm_weights_t* weights, int32_t layer, int32_t dir
   return out_of_enum("which", static_cast<int>(which), static_cast<int>(CULSTM_WEIGHT_PEEPHOLE));
 }
 
+// The C options as ModelOptions. The enums of the cuDNN algorithm and the CUDA engine, and the reserved slots, are
+// checked here; backend and the numbers by Model::create (the same messages as the C++ API).
+Status to_model_options(const culstm_model_options_t& c, culstm::ModelOptions* out) {
+  const int algo = static_cast<int>(c.cudnn_algo);
+  if (algo < 0 || algo > static_cast<int>(CULSTM_CUDNN_ALGO_PERSIST_DYNAMIC)) {
+    return Status(StatusCode::kInvalidArgument,
+                  "options.cudnn_algo: expected CULSTM_CUDNN_ALGO_AUTO (0), _STANDARD (1), _PERSIST_STATIC (2), "
+                  "_PERSIST_STATIC_SMALL_H (3) or _PERSIST_DYNAMIC (4), got " +
+                      std::to_string(algo));
+  }
+  const int engine = static_cast<int>(c.cuda_engine);
+  if (engine < 0 || engine > static_cast<int>(CULSTM_CUDA_ENGINE_PERSISTENT)) {
+    return Status(StatusCode::kInvalidArgument,
+                  "options.cuda_engine: expected CULSTM_CUDA_ENGINE_AUTO (0), _STEPWISE (1) or _PERSISTENT (2), "
+                  "got " + std::to_string(engine));
+  }
+  for (std::size_t k = 0; k < sizeof c.reserved / sizeof c.reserved[0]; ++k) {
+    if (c.reserved[k] != 0) {
+      return Status(StatusCode::kInvalidArgument,
+                    "options.reserved[" + std::to_string(k) + "]: expected 0 (an option this library (culstm " +
+                        culstm::version() + ") does not know; start from culstm_model_options_default()), got " +
+                        std::to_string(c.reserved[k]));
+    }
+  }
+  out->backend = static_cast<culstm::Backend>(c.backend);  // range-checked by Model::create
+  out->device = c.device;
+  out->max_batch = c.max_batch;
+  out->max_seq_len = c.max_seq_len;
+  out->cudnn_algo = static_cast<culstm::CudnnAlgo>(algo);
+  out->cuda_engine = static_cast<culstm::CudaEngine>(engine);
+  return Status::Ok();
+}
+
 const char* weight_name(culstm_weight_t which) {
   static const char* const names[] = {"w_ih", "w_hh", "b_ih", "b_hh", "w_hr", "peephole"};
   const int k = static_cast<int>(which);
@@ -225,6 +280,9 @@ culstm_model_options_t culstm_model_options_default(void) {
   o.device = defaults.device;
   o.max_batch = defaults.max_batch;
   o.max_seq_len = defaults.max_seq_len;
+  o.cudnn_algo = static_cast<culstm_cudnn_algo_t>(defaults.cudnn_algo);
+  o.cuda_engine = static_cast<culstm_cuda_engine_t>(defaults.cuda_engine);
+  for (int32_t& r : o.reserved) r = 0;
   return o;
 }
 
@@ -562,10 +620,8 @@ culstm_status_t culstm_model_create(const culstm_spec_t* spec, const culstm_weig
     if (out == nullptr) return null_pointer("out");
     culstm::ModelOptions o;
     if (options != nullptr) {
-      o.backend = static_cast<culstm::Backend>(options->backend);  // range-checked by Model::create
-      o.device = options->device;
-      o.max_batch = options->max_batch;
-      o.max_seq_len = options->max_seq_len;
+      Status st = to_model_options(*options, &o);
+      if (!st.ok()) return st;
     }
     std::unique_ptr<culstm_model> m(new culstm_model{});
     Status st = culstm::Model::create(spec->spec, weights->weights, o, &m->model);

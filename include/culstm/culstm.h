@@ -92,6 +92,26 @@ typedef enum culstm_layout {
 
 typedef enum culstm_math_mode { CULSTM_MATH_STRICT_F32 = 0, CULSTM_MATH_ALLOW_TF32 = 1 } culstm_math_mode_t;
 
+/* The cuDNN RNN algorithm of the cudnn backend (ignored by the others; docs/cudnn_backend.md). An explicit one that
+ * cuDNN refuses for the spec or a call's shape gives CULSTM_STATUS_NOT_SUPPORTED naming it. */
+typedef enum culstm_cudnn_algo {
+  CULSTM_CUDNN_ALGO_AUTO = 0,                    /* the first forward of each new shape times the legal ones and
+                                                    keeps the fastest (that one call synchronizes) */
+  CULSTM_CUDNN_ALGO_STANDARD = 1,                /* CUDNN_RNN_ALGO_STANDARD */
+  CULSTM_CUDNN_ALGO_PERSIST_STATIC = 2,          /* CUDNN_RNN_ALGO_PERSIST_STATIC */
+  CULSTM_CUDNN_ALGO_PERSIST_STATIC_SMALL_H = 3,  /* CUDNN_RNN_ALGO_PERSIST_STATIC_SMALL_H */
+  CULSTM_CUDNN_ALGO_PERSIST_DYNAMIC = 4          /* CUDNN_RNN_ALGO_PERSIST_DYNAMIC */
+} culstm_cudnn_algo_t;
+
+/* Which engine runs each layer's recurrence in the cuda backend (ignored by the others; docs/persistent.md);
+ * culstm_model_explain says, per layer, which one runs and why. */
+typedef enum culstm_cuda_engine {
+  CULSTM_CUDA_ENGINE_AUTO = 0,      /* persistent where a layer fits on chip and a tile was measured for this GPU's
+                                       architecture; stepwise elsewhere */
+  CULSTM_CUDA_ENGINE_STEPWISE = 1,  /* cuBLAS recurrent GEMM + one fused pointwise kernel per step; every spec */
+  CULSTM_CUDA_ENGINE_PERSISTENT = 2 /* persistent wherever a layer fits on chip; stepwise for layers that do not */
+} culstm_cuda_engine_t;
+
 typedef enum culstm_activation {
   CULSTM_ACTIVATION_SIGMOID = 0,
   CULSTM_ACTIVATION_TANH = 1,
@@ -148,11 +168,21 @@ typedef struct culstm_forward_args {
   float padding_value;
 } culstm_forward_args_t;
 
+/* Options of culstm_model_create. Start from culstm_model_options_default() and set what you use.
+ * Layout rules (the library checks them at compile time): fields are only ever appended, never reordered, resized
+ * or removed; every field after max_seq_len has its default at 0, so zeroed memory means "default"; `reserved` keeps
+ * room for future options without changing the struct's size (64 bytes) and must stay all zero: a nonzero slot
+ * (an option this library does not know) is CULSTM_STATUS_INVALID_ARGUMENT, never silently ignored.
+ * (The struct grew from 24 to 64 bytes when cudnn_algo and cuda_engine were added, before 1.0: programs compiled
+ * against older culstm.h must be recompiled.) */
 typedef struct culstm_model_options {
-  culstm_backend_t backend; /* default AUTO */
-  int32_t device;           /* CUDA device ordinal, default 0 */
-  int64_t max_batch;        /* default 64 */
-  int64_t max_seq_len;      /* default 4096 */
+  culstm_backend_t backend;         /* default AUTO */
+  int32_t device;                   /* CUDA device ordinal, default 0 */
+  int64_t max_batch;                /* default 64 */
+  int64_t max_seq_len;              /* default 4096 */
+  culstm_cudnn_algo_t cudnn_algo;   /* default AUTO; backend cudnn only */
+  culstm_cuda_engine_t cuda_engine; /* default AUTO; backend cuda only */
+  int32_t reserved[8];              /* must be 0 */
 } culstm_model_options_t;
 
 /* The defaults above. (A zero-initialized struct is not valid: max_batch 0.) */
@@ -279,7 +309,8 @@ CULSTM_API culstm_status_t culstm_save_model_file(const char* path, const culstm
 /* Model and context                                                                                            */
 
 /* Validates spec, weights and options (NULL = defaults), picks the backend and prepares the weights. The model
- * keeps its own copies: spec and weights may be destroyed afterwards. */
+ * keeps its own copies: spec and weights may be destroyed afterwards. An options field outside its enum (backend,
+ * cudnn_algo, cuda_engine), or a nonzero reserved slot, is CULSTM_STATUS_INVALID_ARGUMENT naming the field. */
 CULSTM_API culstm_status_t culstm_model_create(const culstm_spec_t* spec, const culstm_weights_t* weights,
                                                const culstm_model_options_t* options, culstm_model_t** out);
 CULSTM_API void culstm_model_destroy(culstm_model_t* model);

@@ -4,6 +4,7 @@
  *
  * usage: culstm_c_api_test WORK_DIR */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,7 +115,14 @@ static void test_library(void) {
   CHECK(strstr(culstm_last_error(), "backend") != NULL);
   {
     const culstm_model_options_t o = culstm_model_options_default();
+    int k;
     CHECK(o.backend == CULSTM_BACKEND_AUTO && o.device == 0 && o.max_batch == 64 && o.max_seq_len == 4096);
+    CHECK(o.cudnn_algo == CULSTM_CUDNN_ALGO_AUTO && o.cuda_engine == CULSTM_CUDA_ENGINE_AUTO);
+    for (k = 0; k < 8; ++k) CHECK(o.reserved[k] == 0);
+    /* The layout is ABI: existing fields never move (culstm.h). */
+    CHECK(sizeof(culstm_model_options_t) == 64);
+    CHECK(offsetof(culstm_model_options_t, max_seq_len) == 16 && offsetof(culstm_model_options_t, cudnn_algo) == 24);
+    CHECK(offsetof(culstm_model_options_t, cuda_engine) == 28 && offsetof(culstm_model_options_t, reserved) == 32);
   }
 }
 
@@ -224,6 +232,93 @@ static void test_weights_errors(culstm_weights_t* w) {
     CHECK_FAILS(culstm_weights_create(bad, &none), CULSTM_STATUS_INVALID_SPEC, "input_size");
     CHECK(none == NULL);
     culstm_spec_destroy(bad);
+  }
+}
+
+/* cudnn_algo and cuda_engine: every value of the enums is accepted (the reference backend ignores them, and runs
+ * the same bits); values outside them, and nonzero reserved slots, are InvalidArgument naming the field, with the
+ * output untouched. */
+static void test_model_options(const culstm_spec_t* spec, const culstm_weights_t* weights) {
+  static const culstm_cudnn_algo_t algos[] = {CULSTM_CUDNN_ALGO_AUTO, CULSTM_CUDNN_ALGO_STANDARD,
+                                              CULSTM_CUDNN_ALGO_PERSIST_STATIC,
+                                              CULSTM_CUDNN_ALGO_PERSIST_STATIC_SMALL_H,
+                                              CULSTM_CUDNN_ALGO_PERSIST_DYNAMIC};
+  static const culstm_cuda_engine_t engines[] = {CULSTM_CUDA_ENGINE_AUTO, CULSTM_CUDA_ENGINE_STEPWISE,
+                                                 CULSTM_CUDA_ENGINE_PERSISTENT};
+  culstm_model_options_t options = culstm_model_options_default();
+  culstm_model_t* model = NULL;
+  culstm_model_t* untouched = (culstm_model_t*)&options; /* any non-NULL value: failures must not write it */
+  culstm_model_t* out = untouched;
+  culstm_status_t st;
+  size_t a, e;
+  options.backend = CULSTM_BACKEND_REFERENCE;
+  options.max_batch = 8;
+  options.max_seq_len = 16;
+  for (a = 0; a < sizeof algos / sizeof algos[0]; ++a) {
+    for (e = 0; e < sizeof engines / sizeof engines[0]; ++e) {
+      options.cudnn_algo = algos[a];
+      options.cuda_engine = engines[e];
+      CHECK_OK(culstm_model_create(spec, weights, &options, &model));
+      CHECK(model != NULL && culstm_model_backend(model) == CULSTM_BACKEND_REFERENCE);
+      culstm_model_destroy(model);
+      model = NULL;
+    }
+  }
+
+  options.cudnn_algo = (culstm_cudnn_algo_t)5;
+  CHECK_FAILS(culstm_model_create(spec, weights, &options, &out), CULSTM_STATUS_INVALID_ARGUMENT,
+              "options.cudnn_algo: expected CULSTM_CUDNN_ALGO_AUTO (0)");
+  CHECK(strstr(culstm_last_error(), "got 5") != NULL);
+  options.cudnn_algo = (culstm_cudnn_algo_t)-1;
+  CHECK_FAILS(culstm_model_create(spec, weights, &options, &out), CULSTM_STATUS_INVALID_ARGUMENT, "got -1");
+  options.cudnn_algo = CULSTM_CUDNN_ALGO_STANDARD;
+  options.cuda_engine = (culstm_cuda_engine_t)3;
+  CHECK_FAILS(culstm_model_create(spec, weights, &options, &out), CULSTM_STATUS_INVALID_ARGUMENT,
+              "options.cuda_engine: expected CULSTM_CUDA_ENGINE_AUTO (0), _STEPWISE (1) or _PERSISTENT (2), got 3");
+  options.cuda_engine = (culstm_cuda_engine_t)-2;
+  CHECK_FAILS(culstm_model_create(spec, weights, &options, &out), CULSTM_STATUS_INVALID_ARGUMENT,
+              "options.cuda_engine");
+  options.cuda_engine = CULSTM_CUDA_ENGINE_PERSISTENT;
+  options.reserved[7] = 1;
+  CHECK_FAILS(culstm_model_create(spec, weights, &options, &out), CULSTM_STATUS_INVALID_ARGUMENT,
+              "options.reserved[7]: expected 0");
+  options.reserved[7] = 0;
+  CHECK(out == untouched);
+
+  /* The enums are checked whichever backend is asked for (here one that may be unavailable: the range check
+   * comes first). */
+  options.backend = CULSTM_BACKEND_CUDNN;
+  options.cudnn_algo = (culstm_cudnn_algo_t)9;
+  CHECK_FAILS(culstm_model_create(spec, weights, &options, &out), CULSTM_STATUS_INVALID_ARGUMENT,
+              "options.cudnn_algo");
+  options.backend = CULSTM_BACKEND_CUDA;
+  options.cudnn_algo = CULSTM_CUDNN_ALGO_AUTO;
+  options.cuda_engine = (culstm_cuda_engine_t)4;
+  CHECK_FAILS(culstm_model_create(spec, weights, &options, &out), CULSTM_STATUS_INVALID_ARGUMENT,
+              "options.cuda_engine");
+  CHECK(out == untouched);
+
+  /* Valid values reach the GPU backends: on a machine without them, their own reason, not a range error. */
+  options.cuda_engine = CULSTM_CUDA_ENGINE_STEPWISE;
+  st = culstm_model_create(spec, weights, &options, &model);
+  CHECK(st == CULSTM_STATUS_OK || st == CULSTM_STATUS_BACKEND_UNAVAILABLE || st == CULSTM_STATUS_NOT_IMPLEMENTED ||
+        st == CULSTM_STATUS_NOT_SUPPORTED);
+  if (st == CULSTM_STATUS_OK) {
+    /* Stepwise everywhere: the Plan (one line per layer and direction) names no other engine. */
+    CHECK(culstm_model_backend(model) == CULSTM_BACKEND_CUDA);
+    CHECK(strstr(culstm_model_explain(model), "engine=stepwise") != NULL);
+    CHECK(strstr(culstm_model_explain(model), "engine=persistent") == NULL);
+    culstm_model_destroy(model);
+    model = NULL;
+  }
+  options.backend = CULSTM_BACKEND_CUDNN;
+  options.cudnn_algo = CULSTM_CUDNN_ALGO_STANDARD;
+  st = culstm_model_create(spec, weights, &options, &model);
+  CHECK(st == CULSTM_STATUS_OK || st == CULSTM_STATUS_BACKEND_UNAVAILABLE || st == CULSTM_STATUS_NOT_SUPPORTED);
+  if (st == CULSTM_STATUS_OK) {
+    /* The Plan names the explicit algorithm (docs/cudnn_backend.md). */
+    CHECK(strstr(culstm_model_explain(model), "algorithm: standard (options.cudnn_algo)") != NULL);
+    culstm_model_destroy(model);
   }
 }
 
@@ -369,6 +464,7 @@ static void test_forward(const char* work_dir) {
     options.backend = (culstm_backend_t)8;
     CHECK_FAILS(culstm_model_create(spec3, weights3, &options, &none), CULSTM_STATUS_INVALID_ARGUMENT,
                 "options.backend");
+    test_model_options(spec3, weights3);
     culstm_spec_destroy(spec3);
     culstm_weights_destroy(weights3);
   }
