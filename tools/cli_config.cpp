@@ -112,6 +112,30 @@ Status parse_backend(const std::string& text, Backend* out) {
   return error(StatusCode::kInvalidArgument, "backend: expected auto, reference, cuda or cudnn, got '", text, "'");
 }
 
+Status parse_cuda_engine(const std::string& text, CudaEngine* out) {
+  for (CudaEngine e : {CudaEngine::kAuto, CudaEngine::kStepwise, CudaEngine::kPersistent}) {
+    if (text == cuda_engine_name(e)) {
+      *out = e;
+      return Status::Ok();
+    }
+  }
+  return error(StatusCode::kInvalidArgument, "--engine: expected auto, stepwise or persistent, got '", text, "'");
+}
+
+Status parse_cudnn_algo(const std::string& text, CudnnAlgo* out) {
+  for (CudnnAlgo a : {CudnnAlgo::kAuto, CudnnAlgo::kStandard, CudnnAlgo::kPersistStatic,
+                      CudnnAlgo::kPersistStaticSmallH, CudnnAlgo::kPersistDynamic}) {
+    if (text == cudnn_algo_name(a)) {
+      *out = a;
+      return Status::Ok();
+    }
+  }
+  return error(StatusCode::kInvalidArgument,
+               "--cudnn-algo: expected auto, standard, persist_static, persist_static_small_h or persist_dynamic, "
+               "got '",
+               text, "'");
+}
+
 RunConfig default_config() {
   RunConfig c;
   c.spec.input_size = 64;

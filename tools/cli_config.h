@@ -32,6 +32,8 @@ bool parse_int(const std::string& text, std::int64_t* out);
 bool parse_float(const std::string& text, float* out);
 Status parse_dtype(const std::string& text, DType* out);
 Status parse_backend(const std::string& text, Backend* out);
+Status parse_cuda_engine(const std::string& text, CudaEngine* out);  // --engine auto|stepwise|persistent
+Status parse_cudnn_algo(const std::string& text, CudnnAlgo* out);    // --cudnn-algo auto|standard|persist_...
 
 std::string config_help();
 

@@ -1,5 +1,6 @@
 // The `culstm` program: info, run, convert, check, plan, make-example. Every failure prints one line
 // "culstm: error: ..." and exits non-zero (2: bad command line, 1: anything else); it never crashes.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -7,6 +8,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cli_config.h"
@@ -32,18 +34,25 @@ const char* kUsage =
     "commands:\n"
     "  info                       version, build configuration, GPUs, which backends can run\n"
     "  run --weights W --input X.npy --output Y.npy [--lengths L.npy] [--h0 F.npy] [--c0 F.npy]\n"
-    "      [--hn F.npy] [--cn F.npy] [--backend auto|reference|cuda|cudnn] [--batch-first]\n"
-    "      [--dtype f32|f16|bf16] [--naming auto|pytorch|keras|onnx|mindspore] [--prefix P]\n"
+    "      [--hn F.npy] [--cn F.npy] [--backend auto|reference|cuda|cudnn] [--engine E] [--cudnn-algo A]\n"
+    "      [--batch-first] [--dtype f32|f16|bf16] [--naming auto|pytorch|keras|onnx|mindspore] [--prefix P]\n"
     "      [--onnx-node NAME] [--padding V]\n"
     "                             runs the model in W: safetensors in any supported naming, or a .onnx\n"
     "                             file's LSTM node (docs/formats.md)\n"
     "  convert --weights IN --output OUT.safetensors [--naming N] [--prefix P] [--onnx-node NAME]\n"
     "                             writes IN as a culstm model file (PyTorch names, culstm.spec metadata)\n"
-    "  check [--config ...]       random model and inputs; every available backend against the reference\n"
-    "  plan [--config ...] [--backend B]   prints the execution plan\n"
+    "  check [--config ...] [--engine E] [--cudnn-algo A]\n"
+    "                             random model and inputs; every available backend against the reference:\n"
+    "                             the cuda backend once per engine (cuda/stepwise, cuda/persistent; only E\n"
+    "                             with --engine), the cudnn backend with algorithm A (default auto)\n"
+    "  plan [--config ...] [--backend B] [--engine E] [--cudnn-algo A]   prints the execution plan\n"
     "  make-example [--config ...] --weights W --input X.npy [--lengths L.npy] [--h0 F.npy] [--c0 F.npy]\n"
     "                             writes a random model and inputs to try `culstm run` with\n"
-    "  help                       this text\n";
+    "  help                       this text\n"
+    "options of run, check and plan:\n"
+    "  --engine auto|stepwise|persistent   the cuda backend's recurrence engine (ModelOptions::cuda_engine)\n"
+    "  --cudnn-algo auto|standard|persist_static|persist_static_small_h|persist_dynamic\n"
+    "                             the cudnn backend's cuDNN RNN algorithm (ModelOptions::cudnn_algo)\n";
 
 // Parsed command line: --flag value pairs and boolean switches.
 struct Args {
@@ -84,6 +93,15 @@ Status parse_args(int argc, char** argv, const std::vector<std::string>& value_f
 Status require(const Args& args, const std::vector<std::string>& flags) {
   for (const std::string& f : flags) {
     if (!args.has(f)) return error(StatusCode::kInvalidArgument, "missing required option ", f);
+  }
+  return Status::Ok();
+}
+
+// --engine and --cudnn-algo -> options (each backend ignores the other's option).
+Status gpu_options_from_args(const Args& args, ModelOptions* options) {
+  if (args.has("--engine")) CULSTM_RETURN_IF_ERROR(parse_cuda_engine(args.get("--engine"), &options->cuda_engine));
+  if (args.has("--cudnn-algo")) {
+    CULSTM_RETURN_IF_ERROR(parse_cudnn_algo(args.get("--cudnn-algo"), &options->cudnn_algo));
   }
   return Status::Ok();
 }
@@ -204,13 +222,15 @@ Status cmd_convert(const Args& args) {
 
 Status cmd_run(const Args& args) {
   CULSTM_RETURN_IF_ERROR(require(args, {"--weights", "--input", "--output"}));
+  // The command line's own values first: a bad one is a usage error whatever the files hold.
+  ModelOptions options;
+  CULSTM_RETURN_IF_ERROR(parse_backend(args.get("--backend", "auto"), &options.backend));
+  CULSTM_RETURN_IF_ERROR(gpu_options_from_args(args, &options));
   LstmSpec spec;
   Weights weights;
   CULSTM_RETURN_IF_ERROR(load_weights(args, &spec, &weights));
   if (args.on("--batch-first")) spec.layout = BatchLayout::kBatchMajor;
   if (args.has("--dtype")) CULSTM_RETURN_IF_ERROR(parse_dtype(args.get("--dtype"), &spec.dtype));
-  ModelOptions options;
-  CULSTM_RETURN_IF_ERROR(parse_backend(args.get("--backend", "auto"), &options.backend));
   float padding = 0.0f;
   if (args.has("--padding") && !parse_float(args.get("--padding"), &padding)) {
     return error(StatusCode::kInvalidArgument, "--padding: '", args.get("--padding"), "' is not a number");
@@ -316,9 +336,47 @@ double tolerance(const LstmSpec& spec) {
   }
 }
 
+// "persistent x2, stepwise x2": how many (layer, direction) steps of the plan each engine runs.
+std::string plan_engines(const Plan& plan) {
+  std::vector<std::pair<std::string, int>> counts;
+  for (const PlanStep& step : plan.steps()) {
+    auto it = std::find_if(counts.begin(), counts.end(), [&](const auto& c) { return c.first == step.engine; });
+    if (it == counts.end()) {
+      counts.emplace_back(step.engine, 1);
+    } else {
+      ++it->second;
+    }
+  }
+  std::string out;
+  for (const auto& c : counts) out += str(out.empty() ? "" : ", ", c.first, " x", c.second);
+  return out;
+}
+
+// One row of the `check` table for a GPU backend: the cuda backend once per engine, the cudnn backend once.
+struct GpuRow {
+  std::string name;  // "cuda/stepwise", "cuda/persistent", "cudnn" or "cudnn/<algo>"
+  Backend backend;
+  CudaEngine engine = CudaEngine::kAuto;
+  CudnnAlgo algo = CudnnAlgo::kAuto;
+};
+
 Status cmd_check(const Args& args, int* exit_code) {
   RunConfig config;
   CULSTM_RETURN_IF_ERROR(config_from_args(args, &config));
+  ModelOptions gpu_options;
+  CULSTM_RETURN_IF_ERROR(gpu_options_from_args(args, &gpu_options));
+  // Without --engine, each explicit engine gets its own row (auto would pick one of them); with it, that one.
+  std::vector<GpuRow> rows;
+  if (args.has("--engine")) {
+    rows.push_back({str("cuda/", cuda_engine_name(gpu_options.cuda_engine)), Backend::kCuda, gpu_options.cuda_engine});
+  } else {
+    for (CudaEngine e : {CudaEngine::kStepwise, CudaEngine::kPersistent}) {
+      rows.push_back({str("cuda/", cuda_engine_name(e)), Backend::kCuda, e});
+    }
+  }
+  rows.push_back({args.has("--cudnn-algo") ? str("cudnn/", cudnn_algo_name(gpu_options.cudnn_algo)) : "cudnn",
+                  Backend::kCudnn, CudaEngine::kAuto, gpu_options.cudnn_algo});
+
   std::mt19937 rng(config.seed);
   const Weights weights = random_weights(config.spec, rng);
   const HostInputs inputs = random_inputs(config, rng);
@@ -340,9 +398,10 @@ Status cmd_check(const Args& args, int* exit_code) {
   for (float v : want.y) mean_abs += std::fabs(v);
   mean_abs /= static_cast<double>(std::max<std::size_t>(want.y.size(), 1));
 
-  std::printf("\n%-10s %-12s %-12s %-12s %-12s %-8s %s\n", "backend", "y rel_l2", "y max_abs", "h_n rel_l2",
-              "c_n rel_l2", "result", "note");
-  std::printf("%-10s %-12s %-12s %-12s %-12s %-8s %s\n", "reference", "-", "-", "-", "-", "ran",
+  const char* const kRow = "%-16s %-12s %-12s %-12s %-12s %-8s %s\n";
+  std::printf("\n");
+  std::printf(kRow, "backend", "y rel_l2", "y max_abs", "h_n rel_l2", "c_n rel_l2", "result", "note");
+  std::printf(kRow, "reference", "-", "-", "-", "-", "ran",
               str("defines correctness (float64); ", ms, " ms; mean |y| = ", mean_abs).c_str());
   // cuDNN takes no empty sequence (lengths[b] = 0 is NotSupported there): its row runs the same inputs with those
   // lengths set to 1, checked against a reference run of exactly those inputs, and says so.
@@ -361,18 +420,19 @@ Status cmd_check(const Args& args, int* exit_code) {
   }
 
   bool any_gpu = false, all_pass = true;
-  std::map<Backend, HostOutputs> gpu_results;
-  for (Backend b : {Backend::kCuda, Backend::kCudnn}) {
+  std::vector<std::pair<const GpuRow*, HostOutputs>> results;  // the rows that ran, in table order
+  for (const GpuRow& row : rows) {
     std::string why;
-    if (!backend_available(b, &why)) {
-      std::printf("%-10s %-12s %-12s %-12s %-12s %-8s %s\n", backend_name(b), "-", "-", "-", "-", "skipped",
-                  why.c_str());
+    if (!backend_available(row.backend, &why)) {
+      std::printf(kRow, row.name.c_str(), "-", "-", "-", "-", "skipped", why.c_str());
       continue;
     }
-    const bool adjusted = b == Backend::kCudnn && cudnn_adjusted;
+    const bool adjusted = row.backend == Backend::kCudnn && cudnn_adjusted;
     const HostInputs& in = adjusted ? cudnn_inputs : inputs;
     const HostOutputs& ref = adjusted ? want_cudnn : want;
-    options.backend = b;
+    options.backend = row.backend;
+    options.cuda_engine = row.engine;
+    options.cudnn_algo = row.algo;
     std::shared_ptr<const Model> model;
     Status st = Model::create(config.spec, weights, options, &model);
     HostOutputs got;
@@ -382,8 +442,7 @@ Status cmd_check(const Args& args, int* exit_code) {
       const bool cannot = st.code() == StatusCode::kNotSupported || st.code() == StatusCode::kNotImplemented ||
                           st.code() == StatusCode::kBackendUnavailable;
       all_pass = all_pass && cannot;
-      std::printf("%-10s %-12s %-12s %-12s %-12s %-8s %s\n", backend_name(b), "-", "-", "-", "-",
-                  cannot ? "skipped" : "FAIL", st.to_string().c_str());
+      std::printf(kRow, row.name.c_str(), "-", "-", "-", "-", cannot ? "skipped" : "FAIL", st.to_string().c_str());
       continue;
     }
     any_gpu = true;
@@ -392,29 +451,36 @@ Status cmd_check(const Args& args, int* exit_code) {
     const bool pass =
         ey.all_finite && eh.all_finite && ec.all_finite && ey.rel_l2 <= tol && eh.rel_l2 <= tol && ec.rel_l2 <= tol;
     all_pass = all_pass && pass;
-    std::printf("%-10s %-12.3e %-12.3e %-12.3e %-12.3e %-8s %s\n", backend_name(b), ey.rel_l2, ey.max_abs, eh.rel_l2,
-                ec.rel_l2, pass ? "pass" : "FAIL",
+    std::printf("%-16s %-12.3e %-12.3e %-12.3e %-12.3e %-8s %s\n", row.name.c_str(), ey.rel_l2, ey.max_abs,
+                eh.rel_l2, ec.rel_l2, pass ? "pass" : "FAIL",
                 str("tolerance rel_l2 <= ", tol, ey.all_finite ? "" : "; NaN/inf in y (unwritten elements?)",
+                    row.backend == Backend::kCuda ? "; plan: " + plan_engines(model->plan()) : std::string(),
                     adjusted ? "; lengths 0 -> 1 (cuDNN requires >= 1), reference rerun on those inputs" : "")
                     .c_str());
-    gpu_results[b] = std::move(got);
+    results.emplace_back(&row, std::move(got));
   }
-  if (gpu_results.size() == 2) {
-    // Compare y where both ran the same inputs: every sequence but those cudnn ran with length 1 instead of 0.
-    const bool batch_major = config.spec.layout == BatchLayout::kBatchMajor;
-    const std::int64_t T = config.steps, B = config.batch, Y = config.spec.output_size();
-    std::vector<float> a, c;
-    for (std::int64_t t = 0; t < T; ++t) {
-      for (std::int64_t b = 0; b < B; ++b) {
-        if (adjusted_row[static_cast<std::size_t>(b)]) continue;
-        const std::size_t at = static_cast<std::size_t>((batch_major ? b * T + t : t * B + b) * Y);
-        a.insert(a.end(), gpu_results[Backend::kCuda].y.begin() + at, gpu_results[Backend::kCuda].y.begin() + at + Y);
-        c.insert(c.end(), gpu_results[Backend::kCudnn].y.begin() + at, gpu_results[Backend::kCudnn].y.begin() + at + Y);
+  // The GPU results against each other: each cuda engine against cudnn, and the engines against each other. Only y,
+  // and only where both ran the same inputs: every sequence but those cudnn ran with length 1 instead of 0.
+  const bool batch_major = config.spec.layout == BatchLayout::kBatchMajor;
+  const std::int64_t T = config.steps, B = config.batch, Y = config.spec.output_size();
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    for (std::size_t j = i + 1; j < results.size(); ++j) {
+      const bool with_cudnn = results[j].first->backend == Backend::kCudnn;
+      const bool skip_adjusted = with_cudnn && cudnn_adjusted;
+      std::vector<float> a, c;
+      for (std::int64_t t = 0; t < T; ++t) {
+        for (std::int64_t b = 0; b < B; ++b) {
+          if (skip_adjusted && adjusted_row[static_cast<std::size_t>(b)]) continue;
+          const std::size_t at = static_cast<std::size_t>((batch_major ? b * T + t : t * B + b) * Y);
+          a.insert(a.end(), results[i].second.y.begin() + at, results[i].second.y.begin() + at + Y);
+          c.insert(c.end(), results[j].second.y.begin() + at, results[j].second.y.begin() + at + Y);
+        }
       }
+      const Errors e = compare(a, c);
+      std::printf("%s vs %s: y rel_l2 %.3e, max_abs %.3e%s\n", results[i].first->name.c_str(),
+                  results[j].first->name.c_str(), e.rel_l2, e.max_abs,
+                  skip_adjusted ? " (over the sequences both ran with the same length)" : "");
     }
-    const Errors e = compare(a, c);
-    std::printf("cuda vs cudnn: y rel_l2 %.3e, max_abs %.3e%s\n", e.rel_l2, e.max_abs,
-                cudnn_adjusted ? " (over the sequences both ran with the same length)" : "");
   }
   if (!any_gpu) {
     std::printf("\nnote: no GPU backend ran on this machine; only the CPU reference was exercised.\n");
@@ -428,6 +494,7 @@ Status cmd_plan(const Args& args) {
   CULSTM_RETURN_IF_ERROR(config_from_args(args, &config));
   ModelOptions options;
   CULSTM_RETURN_IF_ERROR(parse_backend(args.get("--backend", "auto"), &options.backend));
+  CULSTM_RETURN_IF_ERROR(gpu_options_from_args(args, &options));
   options.max_batch = config.batch;
   options.max_seq_len = config.steps;
   std::mt19937 rng(config.seed);
@@ -493,17 +560,17 @@ int dispatch(int argc, char** argv) {
   } else if (command == "run") {
     st = parse_args(argc, argv,
                     {"--weights", "--input", "--output", "--lengths", "--h0", "--c0", "--hn", "--cn", "--backend",
-                     "--dtype", "--naming", "--prefix", "--onnx-node", "--padding"},
+                     "--engine", "--cudnn-algo", "--dtype", "--naming", "--prefix", "--onnx-node", "--padding"},
                     {"--batch-first"}, &args);
     if (st.ok()) st = cmd_run(args);
   } else if (command == "convert") {
     st = parse_args(argc, argv, {"--weights", "--output", "--naming", "--prefix", "--onnx-node"}, {}, &args);
     if (st.ok()) st = cmd_convert(args);
   } else if (command == "check") {
-    st = parse_args(argc, argv, {"--config"}, {}, &args);
+    st = parse_args(argc, argv, {"--config", "--engine", "--cudnn-algo"}, {}, &args);
     if (st.ok()) st = cmd_check(args, &exit_code);
   } else if (command == "plan") {
-    st = parse_args(argc, argv, {"--config", "--backend"}, {}, &args);
+    st = parse_args(argc, argv, {"--config", "--backend", "--engine", "--cudnn-algo"}, {}, &args);
     if (st.ok()) st = cmd_plan(args);
   } else if (command == "make-example") {
     st = parse_args(argc, argv, {"--config", "--weights", "--input", "--lengths", "--h0", "--c0"}, {}, &args);

@@ -24,7 +24,7 @@ def run(*args):
     return p.returncode, p.stdout, p.stderr
 
 
-def expect(name, args, code, stdout_has=None, stderr_has=None):
+def expect(name, args, code, stdout_has=None, stderr_has=None, stdout_lacks=None):
     global passed
     rc, out, err = run(*args)
     problems = []
@@ -32,8 +32,11 @@ def expect(name, args, code, stdout_has=None, stderr_has=None):
         problems.append(f"exit {rc}, expected {code}")
     if rc < 0:
         problems.append(f"killed by signal {-rc}")
-    if stdout_has and stdout_has not in out:
-        problems.append(f"stdout lacks {stdout_has!r}")
+    for needle in [stdout_has] if isinstance(stdout_has, str) else stdout_has or []:
+        if needle not in out:
+            problems.append(f"stdout lacks {needle!r}")
+    if stdout_lacks and stdout_lacks in out:
+        problems.append(f"stdout has {stdout_lacks!r}")
     if stderr_has and stderr_has not in err:
         problems.append(f"stderr lacks {stderr_has!r}")
     if code != 0 and len(err.strip().splitlines()) != 1:
@@ -71,6 +74,19 @@ expect("check options", ["check", "--config", "input=3,hidden=5,proj=2,layers=2,
        "cell_clip=1,gate_act=hard_sigmoid:0.2:0.5,input_forget=1,batch=3,steps=4,dtype=bf16"], 0,
        stdout_has="reference")
 expect("plan", ["plan", "--config", "layers=3,dir=bi"], 0, stdout_has="layer 2 direction 1")
+# The cuda backend's engine and the cudnn backend's algorithm: check has one cuda row per explicit engine (skipped
+# with the reason where no GPU is), or the one asked for; plan and run take both (the reference ignores them).
+expect("check engine rows", ["check", "--config", "batch=2,steps=3"], 0,
+       stdout_has=["\ncuda/stepwise ", "\ncuda/persistent ", "\ncudnn "])
+expect("check one engine", ["check", "--engine", "persistent", "--cudnn-algo", "persist_static", "--config",
+       "batch=2,steps=3"], 0, stdout_has=["\ncuda/persistent ", "\ncudnn/persist_static "],
+       stdout_lacks="cuda/stepwise")
+expect("check engine auto", ["check", "--engine", "auto", "--config", "batch=2,steps=3"], 0,
+       stdout_has="\ncuda/auto ", stdout_lacks="cuda/persistent")
+for engine in ["auto", "stepwise", "persistent"]:
+    for algo in ["auto", "standard", "persist_static", "persist_static_small_h", "persist_dynamic"]:
+        expect(f"plan {engine} {algo}", ["plan", "--backend", "reference", "--engine", engine, "--cudnn-algo", algo,
+               "--config", "layers=1"], 0, stdout_has="engine=reference")
 cfg = "input=6,hidden=10,proj=4,layers=2,dir=bi,batch=3,steps=7,lengths=mixed"
 expect("make-example", ["make-example", "--config", cfg, "--weights", path("m.safetensors"), "--input", path("x.npy"),
        "--lengths", path("len.npy"), "--h0", path("h0.npy"), "--c0", path("c0.npy")], 0, stdout_has="wrote")
@@ -93,6 +109,12 @@ if not failures:
            "--backend", "reference"], 0)
     if open(path("y.npy"), "rb").read() != open(path("y2.npy"), "rb").read():
         failures.append("run is not deterministic: y.npy != y2.npy")
+if os.path.exists(path("y.npy")):
+    expect("run engine and algo", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--lengths",
+           path("len.npy"), "--h0", path("h0.npy"), "--c0", path("c0.npy"), "--output", path("y_engine.npy"),
+           "--backend", "reference", "--engine", "stepwise", "--cudnn-algo", "standard"], 0, stdout_has="ran")
+    if os.path.exists(path("y_engine.npy")) and open(path("y.npy"), "rb").read() != open(path("y_engine.npy"), "rb").read():
+        failures.append("--engine/--cudnn-algo changed the reference backend's output: y_engine.npy != y.npy")
 expect("run auto with dtype", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--output",
        path("y16.npy"), "--dtype", "f16"], 0)
 
@@ -108,6 +130,16 @@ expect("run missing weights", ["run", "--input", path("x.npy"), "--output", path
        stderr_has="--weights")
 expect("bad backend", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--output",
        path("y.npy"), "--backend", "tpu"], 2, stderr_has="backend")
+for cmd in [["check"], ["plan"], ["run", "--weights", path("nope.safetensors"), "--input", path("nope.npy"),
+                                 "--output", path("y.npy")]]:
+    expect(f"bad engine ({cmd[0]})", cmd + ["--engine", "warp"], 2,
+           stderr_has="--engine: expected auto, stepwise or persistent, got 'warp'")
+    expect(f"bad cudnn algo ({cmd[0]})", cmd + ["--cudnn-algo", "fastest"], 2,
+           stderr_has="--cudnn-algo: expected auto, standard, persist_static, persist_static_small_h or "
+                      "persist_dynamic, got 'fastest'")
+    expect(f"engine without value ({cmd[0]})", cmd + ["--engine"], 2, stderr_has="missing value")
+expect("engine is no option of convert", ["convert", "--weights", path("m.safetensors"), "--output",
+       path("o.safetensors"), "--engine", "stepwise"], 2, stderr_has="unknown option '--engine'")
 expect("bad dtype", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--output", path("y.npy"),
        "--dtype", "f8"], 2, stderr_has="dtype")
 
