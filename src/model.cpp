@@ -33,6 +33,11 @@ Status check_options(const ModelOptions& options) {
                  "persist_dynamic(4), got ",
                  algo);
   }
+  const int engine = static_cast<int>(options.cuda_engine);
+  if (engine < 0 || engine > 2) {
+    return error(StatusCode::kInvalidArgument,
+                 "options.cuda_engine: expected auto(0), stepwise(1) or persistent(2), got ", engine);
+  }
   if (options.device < 0) {
     return error(StatusCode::kInvalidArgument, "options.device: expected a CUDA device ordinal >= 0, got ",
                  options.device);

@@ -292,6 +292,14 @@ TEST(ModelCreate, RejectsBadOptions) {
   o = ModelOptions{};
   o.device = -1;
   EXPECT_EQ(Model::create(spec, w, o, &model).code(), StatusCode::kInvalidArgument);
+  o = ModelOptions{};
+  o.cuda_engine = static_cast<CudaEngine>(3);
+  const Status engine = Model::create(spec, w, o, &model);
+  EXPECT_EQ(engine.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(engine.message().find("options.cuda_engine"), std::string::npos) << engine.message();
+  o.cuda_engine = static_cast<CudaEngine>(-1);
+  EXPECT_EQ(Model::create(spec, w, o, &model).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(model, nullptr);
   EXPECT_EQ(Model::create(spec, w, ModelOptions{}, nullptr).code(), StatusCode::kNullPointer);
 }
 
