@@ -1,6 +1,7 @@
 // Concurrency on the GPU backends: 8 threads share one Model, each with its own Context, CUDA stream, device
 // buffers and workspace, running interleaved forwards of different shapes (batch, steps, lengths, with and without
-// initial states). Every result must equal the single-threaded result of the same backend bit for bit.
+// initial states). Every result must equal the single-threaded result of the same backend bit for bit. The cuda
+// backend runs once per engine (stepwise, persistent); cudnn gets lengths >= 1 (it refuses empty sequences).
 // Skipped without a GPU, or while a backend reports NotImplemented / NotSupported for the spec.
 #include <cuda_runtime_api.h>
 
@@ -24,6 +25,7 @@ namespace {
 
 using gpu_test::DeviceBuffer;
 using gpu_test::DeviceCall;
+using gpu_test::GpuCase;
 using testing_util::random_values;
 using testing_util::random_weights;
 
@@ -47,7 +49,9 @@ LstmSpec gpu_stress_spec() {
   return s;
 }
 
-std::vector<HostJob> make_jobs(const LstmSpec& spec, std::mt19937& rng) {
+// `min_length`: 0 where the backend takes empty sequences (then the first sequence of each job with lengths is
+// empty), 1 for cudnn.
+std::vector<HostJob> make_jobs(const LstmSpec& spec, std::int32_t min_length, std::mt19937& rng) {
   struct Shape {
     std::int64_t T, B;
     bool lengths, states;
@@ -66,8 +70,8 @@ std::vector<HostJob> make_jobs(const LstmSpec& spec, std::mt19937& rng) {
       j.c0 = random_values(static_cast<std::size_t>(LD * s.B * spec.hidden_size), rng);
     }
     if (s.lengths) {
-      std::uniform_int_distribution<int> len(0, static_cast<int>(s.T));
-      for (std::int64_t b = 0; b < s.B; ++b) j.lengths.push_back(b == 0 ? 0 : len(rng));
+      std::uniform_int_distribution<int> len(min_length, static_cast<int>(s.T));
+      for (std::int64_t b = 0; b < s.B; ++b) j.lengths.push_back(b == 0 ? min_length : len(rng));
     }
     jobs.push_back(std::move(j));
   }
@@ -106,7 +110,7 @@ std::string run_job(const Model& model, Context& ctx, ThreadBuffers& buf, std::s
   return "";
 }
 
-class ConcurrencyGpuTest : public ::testing::TestWithParam<Backend> {};
+class ConcurrencyGpuTest : public ::testing::TestWithParam<GpuCase> {};
 
 TEST_P(ConcurrencyGpuTest, EightThreadsEightStreamsShareOneModel) {
   CULSTM_SKIP_WITHOUT_GPU();
@@ -115,13 +119,15 @@ TEST_P(ConcurrencyGpuTest, EightThreadsEightStreamsShareOneModel) {
   const Weights weights = random_weights(spec, rng, 0.1f);
   std::string why;
   bool failed = false;
-  std::shared_ptr<const Model> model = gpu_test::gpu_model(GetParam(), spec, weights, 32, 128, &why, &failed);
+  const GpuCase gpu = GetParam();
+  std::shared_ptr<const Model> model =
+      gpu_test::gpu_model(gpu.backend, spec, weights, 32, 128, &why, &failed, gpu.engine);
   ASSERT_FALSE(failed) << why;
-  if (!model) GTEST_SKIP() << backend_name(GetParam()) << ": " << why;
+  if (!model) GTEST_SKIP() << gpu.name() << ": " << why;
   const int device = model->options().device;
 
   // Single-threaded results, on one stream.
-  std::vector<HostJob> jobs = make_jobs(spec, rng);
+  std::vector<HostJob> jobs = make_jobs(spec, gpu.min_length(), rng);
   {
     std::unique_ptr<Context> ctx;
     ASSERT_TRUE(Context::create(*model, &ctx).ok());
@@ -191,10 +197,8 @@ TEST_P(ConcurrencyGpuTest, EightThreadsEightStreamsShareOneModel) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(GpuBackends, ConcurrencyGpuTest, ::testing::Values(Backend::kCuda, Backend::kCudnn),
-                         [](const ::testing::TestParamInfo<Backend>& info) {
-                           return std::string(backend_name(info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(GpuBackends, ConcurrencyGpuTest, ::testing::ValuesIn(gpu_test::gpu_cases()),
+                         [](const ::testing::TestParamInfo<GpuCase>& info) { return info.param.name(); });
 
 }  // namespace
 }  // namespace culstm

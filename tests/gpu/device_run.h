@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -45,15 +46,43 @@ class DeviceBuffer {
   std::size_t bytes_ = 0;
 };
 
-// A model of `backend`, or null with the reason (no GPU, backend not built / not implemented / not supporting the
-// spec) in `why`. Any other failure is a real error: reported in `why` with `failed` set.
+// A GPU backend under test: the cuda backend with one explicit engine, or cudnn (engine unused).
+struct GpuCase {
+  Backend backend = Backend::kCuda;
+  CudaEngine engine = CudaEngine::kAuto;
+
+  // The shortest sequence the backend takes: cuDNN refuses lengths[b] = 0 (NotSupported at forward;
+  // docs/cudnn_backend.md), so cudnn runs get lengths >= 1; the others must handle empty sequences.
+  std::int32_t min_length() const { return backend == Backend::kCudnn ? 1 : 0; }
+  // A test-name suffix: "cuda_stepwise", "cuda_persistent", "cudnn".
+  std::string name() const {
+    if (backend != Backend::kCuda) return backend_name(backend);
+    switch (engine) {
+      case CudaEngine::kAuto: return "cuda_auto";
+      case CudaEngine::kStepwise: return "cuda_stepwise";
+      case CudaEngine::kPersistent: return "cuda_persistent";
+    }
+    return "cuda_unknown";
+  }
+};
+inline void PrintTo(const GpuCase& c, std::ostream* os) { *os << c.name(); }
+
+// Every GPU backend, the cuda backend once per explicit engine.
+inline std::vector<GpuCase> gpu_cases() {
+  return {{Backend::kCuda, CudaEngine::kStepwise}, {Backend::kCuda, CudaEngine::kPersistent}, {Backend::kCudnn}};
+}
+
+// A model of `backend` (the cuda backend with `engine`), or null with the reason (no GPU, backend not built / not
+// implemented / not supporting the spec) in `why`. Any other failure is a real error: reported in `why` with
+// `failed` set.
 inline std::shared_ptr<const Model> gpu_model(Backend backend, const LstmSpec& spec, const Weights& weights,
                                               std::int64_t max_batch, std::int64_t max_seq, std::string* why,
-                                              bool* failed) {
+                                              bool* failed, CudaEngine engine = CudaEngine::kAuto) {
   *failed = false;
   if (!backend_available(backend, why)) return nullptr;
   ModelOptions options;
   options.backend = backend;
+  options.cuda_engine = engine;
   options.max_batch = max_batch;
   options.max_seq_len = max_seq;
   std::shared_ptr<const Model> model;
