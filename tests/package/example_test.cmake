@@ -56,16 +56,33 @@ if(internal_headers)
   message(FATAL_ERROR "internal files installed: ${internal_headers}")
 endif()
 
-# 2. The version rule: SameMajorVersion (any requested version with the same major, not newer than installed).
+# 2. The version rule (semantic versioning): from 1.0 on SameMajorVersion; before 1.0 a minor release may break
+#    the ABI, so SameMinorVersion. A requested version newer than the installed one is never compatible.
 include(${config_dir}/culstmConfigVersion.cmake)
 set(installed_version ${PACKAGE_VERSION})
-string(REGEX MATCH "^[0-9]+" major "${installed_version}")
+string(REPLACE "." ";" installed_parts "${installed_version}")
+list(GET installed_parts 0 major)
+list(GET installed_parts 1 minor)
 math(EXPR next_major "${major} + 1")
-foreach(req_and_want "${major}.0;TRUE" "${installed_version};TRUE" "${next_major}.0;FALSE" "${installed_version}.1;FALSE")
-  list(GET req_and_want 0 PACKAGE_FIND_VERSION)
-  list(GET req_and_want 1 want)
+math(EXPR next_minor "${minor} + 1")
+set(cases "${major}.${minor};TRUE" "${installed_version};TRUE" "${next_major}.0;FALSE" "${installed_version}.1;FALSE"
+          "${major}.${next_minor};FALSE")
+if(major EQUAL 0 AND minor GREATER 0)
+  math(EXPR previous_minor "${minor} - 1")
+  list(APPEND cases "0.${previous_minor};FALSE")  # 0.x: another minor is another ABI
+elseif(NOT major EQUAL 0)
+  list(APPEND cases "${major}.0;TRUE")
+endif()
+set(index 0)
+list(LENGTH cases count)
+while(index LESS count)
+  list(GET cases ${index} PACKAGE_FIND_VERSION)
+  math(EXPR want_index "${index} + 1")
+  list(GET cases ${want_index} want)
+  math(EXPR index "${index} + 2")
   string(REPLACE "." ";" parts "${PACKAGE_FIND_VERSION}")
   list(GET parts 0 PACKAGE_FIND_VERSION_MAJOR)
+  list(GET parts 1 PACKAGE_FIND_VERSION_MINOR)
   unset(PACKAGE_VERSION_COMPATIBLE)
   unset(PACKAGE_VERSION_EXACT)
   include(${config_dir}/culstmConfigVersion.cmake)
@@ -73,7 +90,7 @@ foreach(req_and_want "${major}.0;TRUE" "${installed_version};TRUE" "${next_major
     message(FATAL_ERROR "find_package(culstm ${PACKAGE_FIND_VERSION}) against ${installed_version}: compatible="
                         "'${PACKAGE_VERSION_COMPATIBLE}', expected ${want}")
   endif()
-endforeach()
+endwhile()
 
 # 3. Configure and build the example against the prefix only (no path into the source or build tree).
 run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/build -G ${GENERATOR} -DCMAKE_BUILD_TYPE=Release
