@@ -57,26 +57,36 @@ struct DeviceTeam {
   }
 };
 
-template <typename T>
-__global__ void __launch_bounds__(kPersistentThreads) culstm_lstm_persistent_layer(PersistentLayerParams p) {
+// Chunk: sequences per staged chunk (persistent_batch_chunk of the launch's batch).
+template <typename T, int Chunk>
+__global__ void __launch_bounds__(kPersistentThreads, 1) culstm_lstm_persistent_layer(PersistentLayerParams p) {
   extern __shared__ __align__(16) unsigned char smem[];
   DeviceTeam team;
-  persistent_layer_program<T>(p, static_cast<int>(blockIdx.x), smem, team);
+  persistent_layer_program<T, Chunk>(p, static_cast<int>(blockIdx.x), smem, team);
 }
 
 template <typename T>
-const void* kernel_of() {
-  return reinterpret_cast<const void*>(&culstm_lstm_persistent_layer<T>);
-}
-
-const void* kernel_for(DType dtype) {
-  switch (dtype) {
-    case DType::kF32: return kernel_of<float>();
-    case DType::kF16: return kernel_of<__half>();
-    case DType::kBF16: return kernel_of<__nv_bfloat16>();
+const void* kernel_of(int chunk) {
+  switch (chunk) {
+    case 1: return reinterpret_cast<const void*>(&culstm_lstm_persistent_layer<T, 1>);
+    case 2: return reinterpret_cast<const void*>(&culstm_lstm_persistent_layer<T, 2>);
+    case 4: return reinterpret_cast<const void*>(&culstm_lstm_persistent_layer<T, 4>);
+    case 8: return reinterpret_cast<const void*>(&culstm_lstm_persistent_layer<T, 8>);
     default: return nullptr;
   }
 }
+
+const void* kernel_for(DType dtype, int chunk) {
+  switch (dtype) {
+    case DType::kF32: return kernel_of<float>(chunk);
+    case DType::kF16: return kernel_of<__half>(chunk);
+    case DType::kBF16: return kernel_of<__nv_bfloat16>(chunk);
+    default: return nullptr;
+  }
+}
+
+constexpr int kChunks[] = {1, 2, 4, 8};
+static_assert(kBatchChunk == 8, "kChunks lists every instantiated chunk up to kBatchChunk");
 
 }  // namespace
 
@@ -91,26 +101,44 @@ Status persistent_device_limits(int device, PersistentDeviceLimits* out) {
   return Status::Ok();
 }
 
+namespace {
+// A failed runtime call here is not sticky: clear it so that the next launch check does not report it.
+Status cleared(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) cudaGetLastError();
+  return cuda_status(err, what);
+}
+}  // namespace
+
 Status persistent_blocks_per_sm(DType dtype, std::size_t smem_bytes, int* out) {
   *out = 0;
-  const void* kernel = kernel_for(dtype);
-  if (kernel == nullptr) return Status::Ok();
+  if (kernel_for(dtype, 1) == nullptr) return Status::Ok();
   // Above 48 KiB a kernel must opt in to its dynamic shared memory. The attribute belongs to the kernel, not to a
   // Model: always raise it to the device's maximum, so that a Model created later with a smaller need never
   // lowers it under an earlier Model's launches.
   int device = 0, device_max = 0;
-  CULSTM_CUDA_CHECK(cudaGetDevice(&device));
-  CULSTM_CUDA_CHECK(cudaDeviceGetAttribute(&device_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  CULSTM_RETURN_IF_ERROR(cleared(cudaGetDevice(&device), "cudaGetDevice"));
+  CULSTM_RETURN_IF_ERROR(cleared(cudaDeviceGetAttribute(&device_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+                                 "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin)"));
   if (smem_bytes > static_cast<std::size_t>(device_max)) return Status::Ok();  // cannot run: 0 blocks
-  CULSTM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, device_max));
-  int blocks = 0;
-  CULSTM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kPersistentThreads, smem_bytes));
-  *out = blocks;
+  // Every chunk instantiation may run (a smaller batch picks a smaller chunk): the fewest co-resident blocks count.
+  int fewest = -1;
+  for (const int chunk : kChunks) {
+    const void* kernel = kernel_for(dtype, chunk);
+    CULSTM_RETURN_IF_ERROR(
+        cleared(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, device_max),
+                "cudaFuncSetAttribute(culstm_lstm_persistent_layer, MaxDynamicSharedMemorySize)"));
+    int blocks = 0;
+    CULSTM_RETURN_IF_ERROR(
+        cleared(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kPersistentThreads, smem_bytes),
+                "cudaOccupancyMaxActiveBlocksPerMultiprocessor(culstm_lstm_persistent_layer)"));
+    fewest = fewest < 0 ? blocks : (blocks < fewest ? blocks : fewest);
+  }
+  *out = fewest < 0 ? 0 : fewest;
   return Status::Ok();
 }
 
 Status launch_persistent_layer(DType dtype, const PersistentLayerParams& params, Stream stream) {
-  const void* kernel = kernel_for(dtype);
+  const void* kernel = kernel_for(dtype, persistent_batch_chunk(params.dims.batch));
   if (kernel == nullptr) {
     return detail::error(StatusCode::kInternal, "culstm_lstm_persistent_layer: storage type ", dtype_name(dtype),
                          " has no kernel");
@@ -127,7 +155,11 @@ Status launch_persistent_layer(DType dtype, const PersistentLayerParams& params,
   config.attrs = &cooperative;
   config.numAttrs = 1;
   void* args[] = {const_cast<PersistentLayerParams*>(&params)};
-  CULSTM_CUDA_CHECK(cudaLaunchKernelExC(&config, kernel, args));
+  const cudaError_t err = cudaLaunchKernelExC(&config, kernel, args);
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // e.g. cudaErrorCooperativeLaunchTooLarge: not sticky, keep it out of the next call
+    return cuda_status(err, "culstm_lstm_persistent_layer (cooperative launch)");
+  }
   return check_launch("culstm_lstm_persistent_layer");
 }
 

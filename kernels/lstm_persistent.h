@@ -17,12 +17,25 @@
 namespace culstm {
 namespace kernels {
 
-// Threads per block of the persistent kernel, and how many sequences one pass over a weight row serves (each
-// thread keeps that many accumulators, so one shared-memory read of a weight feeds kBatchChunk FMAs).
+// Threads per block of the persistent kernel; the most sequences one pass over the weights serves (each thread
+// keeps that many accumulators per row, so one shared-memory read of a weight feeds that many FMAs); and how many
+// weight rows a warp works on at once (one read of a staged h value feeds that many FMAs).
 // Provisional: chosen by reasoning, not yet by timings (kernels/persistent_traits.h).
 constexpr int kPersistentThreads = 256;
 constexpr int kBatchChunk = 8;
+constexpr int kRowsPerWarp = 4;
 constexpr int kWarpSize = 32;
+
+// The sequences per staged chunk for a batch: the largest of 8, 4, 2, 1 not above it, so that a small batch does not
+// multiply zeros. The kernel is compiled for each.
+CULSTM_HD int persistent_batch_chunk(long long batch) {
+  return batch >= 8 ? 8 : batch >= 4 ? 4 : batch >= 2 ? 2 : 1;
+}
+
+// Weight rows in shared memory, padded to whole groups of kRowsPerWarp (the padding rows are zeros).
+CULSTM_HD long long persistent_padded_rows(long long rows) {
+  return (rows + kRowsPerWarp - 1) / kRowsPerWarp * kRowsPerWarp;
+}
 
 // How a layer is cut into blocks. Direction d runs on blocks [d * blocks_per_direction, (d+1) * blocks_per_direction);
 // block s of a direction owns hidden units [s * units_per_block, min(H, (s+1) * units_per_block)) and, with a
@@ -70,9 +83,10 @@ struct PersistentLayerParams {
 };
 
 // Where a block's data lives in its dynamic shared memory (byte offsets; every region 16-byte aligned):
-//   w_hh     [4u, R] dtype   rows g*u + k = W_hh[d][g*H + j0 + k, :], for the block's units j0 + k
-//   w_hr     [up, H] dtype   rows k = W_hr[d][p0 + k, :] (projection only)
-//   h_stage  [kBatchChunk, K] f32, K = max(R, H with a projection): kBatchChunk sequences of the vector operand
+//   w_hh     [pad(4u), R] dtype  rows g*u + k = W_hh[d][g*H + j0 + k, :], for the block's units j0 + k
+//   w_hr     [pad(up), H] dtype  rows k = W_hr[d][p0 + k, :] (projection only)
+//            (pad: persistent_padded_rows; rows past the block's units or outputs are zeros)
+//   h_stage  [kBatchChunk, K] f32, K = max(R, H with a projection): up to kBatchChunk sequences of the operand
 //   pre      [4u, B] f32     this step's recurrent pre-activations W_hh h of the block's rows
 //   c        [u, B] f32      the cell state of the block's units
 struct PersistentSmemLayout {
@@ -95,10 +109,12 @@ CULSTM_HD PersistentSmemLayout persistent_smem_layout(const LayerDims& dims, con
   PersistentSmemLayout s;
   s.stage_width = projecting && dims.hidden > dims.recurrent ? dims.hidden : dims.recurrent;
   std::size_t cursor = 0;
+  const std::size_t rows_hh = static_cast<std::size_t>(persistent_padded_rows(static_cast<long long>(4 * u)));
+  const std::size_t rows_hr = static_cast<std::size_t>(persistent_padded_rows(static_cast<long long>(up)));
   s.w_hh = cursor;
-  cursor += persistent_align16(4 * u * R * value_bytes);
+  cursor += persistent_align16(rows_hh * R * value_bytes);
   s.w_hr = cursor;
-  cursor += persistent_align16(up * H * value_bytes);
+  cursor += persistent_align16(rows_hr * H * value_bytes);
   s.h_stage = cursor;
   cursor += persistent_align16(static_cast<std::size_t>(kBatchChunk) * static_cast<std::size_t>(s.stage_width) * 4);
   s.pre = cursor;

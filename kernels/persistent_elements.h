@@ -21,11 +21,20 @@ namespace culstm {
 namespace kernels {
 
 // Loads data that other blocks write during the launch: through L2 only (ld.global.cg), never from a possibly
-// stale L1 line. Read-only data (weights, gates_x, lengths) use plain loads.
+// stale L1 line. Read-only data (weights, gates_x, lengths) use plain loads. 16-bit values go through the
+// unsigned short overload: CUDA's __half / __nv_bfloat16 __ldcg are non-volatile asm without a memory clobber,
+// which the compiler may move across a barrier; the integer and float overloads are volatile.
 template <typename T>
 CULSTM_HD T load_shared_global(const T* ptr) {
 #if defined(__CUDA_ARCH__)
-  return __ldcg(ptr);
+  if constexpr (sizeof(T) == 2) {
+    const unsigned short bits = __ldcg(reinterpret_cast<const unsigned short*>(ptr));
+    T value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+  } else {
+    return __ldcg(ptr);
+  }
 #else
   return *ptr;
 #endif
@@ -70,20 +79,22 @@ CULSTM_HD BlockSmem<T> block_smem(unsigned char* base, const PersistentSmemLayou
                       reinterpret_cast<float*>(base + l.c)};
 }
 
-// Copies the block's rows of W_hh (and W_hr) into shared memory; rows past the block's units are zero.
+// Copies the block's rows of W_hh (and W_hr) into shared memory; rows past the block's units (or outputs) and the
+// padding rows are zero.
 template <typename T, typename Team>
 CULSTM_HD void persistent_load_weights(const PersistentLayerParams& p, const BlockSlice& s, const BlockSmem<T>& sm,
                                        const Team& team) {
   const long long H = p.dims.hidden, R = p.dims.recurrent, G = 4 * H, u = p.tiling.units_per_block;
+  const long long rows_hh = persistent_padded_rows(4 * u);
   const T* w_hh = static_cast<const T*>(p.w_hh) + s.d * G * R;
-  for (long long idx = team.thread(); idx < 4 * u * R; idx += team.threads()) {
+  for (long long idx = team.thread(); idx < rows_hh * R; idx += team.threads()) {
     const long long r = idx / R, k = idx % R, g = r / u, unit = r % u;
-    sm.w_hh[idx] = unit < s.units ? w_hh[(g * H + s.j0 + unit) * R + k] : Storage<T>::store(0.0f);
+    sm.w_hh[idx] = r < 4 * u && unit < s.units ? w_hh[(g * H + s.j0 + unit) * R + k] : Storage<T>::store(0.0f);
   }
   if (p.w_hr == nullptr) return;
-  const long long up = p.tiling.proj_per_block;
+  const long long rows_hr = persistent_padded_rows(p.tiling.proj_per_block);
   const T* w_hr = static_cast<const T*>(p.w_hr) + s.d * R * H;  // [P, H] per direction
-  for (long long idx = team.thread(); idx < up * H; idx += team.threads()) {
+  for (long long idx = team.thread(); idx < rows_hr * H; idx += team.threads()) {
     const long long r = idx / H, k = idx % H;
     sm.w_hr[idx] = r < s.proj_units ? w_hr[(s.p0 + r) * H + k] : Storage<T>::store(0.0f);
   }
@@ -117,46 +128,66 @@ CULSTM_HD void persistent_load_state(const PersistentLayerParams& p, const Block
   }
 }
 
-// Stages rows b0 .. b0 + kBatchChunk - 1 of src ([B, width] dtype, written by other blocks) into h_stage as f32.
-// Rows past B and rows of sequences that do not run this step are zeros: their results are never used.
-template <typename T, typename Team>
+// Stages rows b0 .. b0 + Chunk - 1 of src ([B, width] dtype, written by other blocks) into h_stage as f32. Rows
+// past B and rows of sequences that do not run this step are zeros: their results are never used.
+template <int Chunk, typename T, typename Team>
 CULSTM_HD void persistent_stage(const PersistentLayerParams& p, const T* src, long long width, long long b0,
                                 long long step, float* stage, const Team& team) {
   const long long B = p.dims.batch;
-  for (long long idx = team.thread(); idx < kBatchChunk * width; idx += team.threads()) {
-    const long long bb = idx / width, k = idx % width, b = b0 + bb;
+  for (int bb = 0; bb < Chunk; ++bb) {
+    const long long b = b0 + bb;
     const bool live = b < B && seq::step_active(step, length_of(p.lengths, b, p.dims.seq_len));
-    stage[idx] = live ? Storage<T>::load(load_shared_global(src + b * width + k)) : 0.0f;
+    for (long long k = team.thread(); k < width; k += team.threads()) {
+      stage[bb * width + k] = live ? Storage<T>::load(load_shared_global(src + b * width + k)) : 0.0f;
+    }
   }
 }
 
-// This lane's share of kBatchChunk dot products of one weight row with the staged rows: k = lane, lane + lanes, ...
-// One read of a weight feeds kBatchChunk FMAs.
-template <typename T>
-CULSTM_HD void lane_dots(const T* w_row, const float* stage, long long width, int lane, int lanes,
-                         float acc[kBatchChunk]) {
+// This lane's share of the dot products of kRowsPerWarp consecutive weight rows with Chunk staged sequences:
+// k = lane, lane + lanes, ... One read of a weight feeds Chunk FMAs, one read of a staged value kRowsPerWarp.
+template <int Chunk, typename T>
+CULSTM_HD void lane_dots(const T* rows, long long width, const float* stage, int lane, int lanes,
+                         float (&acc)[kRowsPerWarp][Chunk]) {
   for (long long k = lane; k < width; k += lanes) {
-    const float w = Storage<T>::load(w_row[k]);
-    for (int bb = 0; bb < kBatchChunk; ++bb) acc[bb] += w * stage[bb * width + k];
+    float h[Chunk];
+    for (int bb = 0; bb < Chunk; ++bb) h[bb] = stage[bb * width + k];
+    for (int r = 0; r < kRowsPerWarp; ++r) {
+      const float w = Storage<T>::load(rows[r * width + k]);
+      for (int bb = 0; bb < Chunk; ++bb) acc[r][bb] += w * h[bb];
+    }
+  }
+}
+
+// The sums over the lanes (valid in lane 0), every lane taking part.
+template <int Chunk, typename Team>
+CULSTM_HD void sum_over_lanes(const Team& team, float (&acc)[kRowsPerWarp][Chunk]) {
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    for (int bb = 0; bb < Chunk; ++bb) acc[r][bb] = team.lane_sum(acc[r][bb]);
   }
 }
 
 // Recurrent pre-activations of the block's rows for every sequence: pre[b, r] = W_hh[row r] . h_cur[b].
-template <typename T, typename Team>
+// Warps take groups of kRowsPerWarp rows; a group is the same for every lane of a warp (uniform control flow).
+template <int Chunk, typename T, typename Team>
 CULSTM_HD void persistent_recurrent(const PersistentLayerParams& p, const BlockSlice& s, const BlockSmem<T>& sm,
                                     long long step, const T* h_cur, Team& team) {
   const long long B = p.dims.batch, R = p.dims.recurrent, u = p.tiling.units_per_block;
-  for (long long b0 = 0; b0 < B; b0 += kBatchChunk) {
+  const long long groups = persistent_padded_rows(4 * u) / kRowsPerWarp;
+  for (long long b0 = 0; b0 < B; b0 += Chunk) {
     team.sync_block();  // the previous chunk's dot products are done with h_stage
-    persistent_stage<T>(p, h_cur, R, b0, step, sm.h_stage, team);
+    persistent_stage<Chunk>(p, h_cur, R, b0, step, sm.h_stage, team);
     team.sync_block();
-    for (long long r = team.warp(); r < 4 * u; r += team.warps()) {
-      if (r % u >= s.units) continue;  // a unit past H: nothing to compute (the whole warp skips)
-      float acc[kBatchChunk] = {};
-      lane_dots(sm.w_hh + r * R, sm.h_stage, R, team.lane(), team.lanes(), acc);
-      for (int bb = 0; bb < kBatchChunk; ++bb) acc[bb] = team.lane_sum(acc[bb]);
+    for (long long group = team.warp(); group < groups; group += team.warps()) {
+      const long long r0 = group * kRowsPerWarp;
+      float acc[kRowsPerWarp][Chunk] = {};
+      lane_dots<Chunk>(sm.w_hh + r0 * R, R, sm.h_stage, team.lane(), team.lanes(), acc);
+      sum_over_lanes<Chunk>(team, acc);
       if (team.lane() != 0) continue;
-      for (int bb = 0; bb < kBatchChunk && b0 + bb < B; ++bb) sm.pre[(b0 + bb) * 4 * u + r] = acc[bb];
+      for (int i = 0; i < kRowsPerWarp; ++i) {
+        const long long r = r0 + i;
+        if (r >= 4 * u || r % u >= s.units) continue;  // padding, or a unit past H
+        for (int bb = 0; bb < Chunk && b0 + bb < B; ++bb) sm.pre[(b0 + bb) * 4 * u + r] = acc[i][bb];
+      }
     }
   }
   team.sync_block();  // pre complete for the cell update
@@ -212,36 +243,40 @@ CULSTM_HD void persistent_cell(const PersistentLayerParams& p, const BlockSlice&
 
 // The projection of the block's outputs: h_next[b, k] = W_hr[k] . h_cell[b] for running sequences (and y), the
 // carried h_cur[b, k] for the others.
-template <typename T, typename Team>
+template <int Chunk, typename T, typename Team>
 CULSTM_HD void persistent_projection(const PersistentLayerParams& p, const BlockSlice& s, const BlockSmem<T>& sm,
                                      long long step, const T* h_cur, T* h_next, Team& team) {
   const LayerDims& dims = p.dims;
   const long long B = dims.batch, H = dims.hidden, R = dims.recurrent, D = dims.directions;
   const T* h_cell = static_cast<const T*>(p.h_cell) + s.d * p.h_cell_stride;
   const bool reversed = direction_reversed(dims, s.d);
-  for (long long b0 = 0; b0 < B; b0 += kBatchChunk) {
+  const long long groups = persistent_padded_rows(s.proj_units) / kRowsPerWarp;
+  for (long long b0 = 0; b0 < B; b0 += Chunk) {
     team.sync_block();
-    persistent_stage<T>(p, h_cell, H, b0, step, sm.h_stage, team);
+    persistent_stage<Chunk>(p, h_cell, H, b0, step, sm.h_stage, team);
     team.sync_block();
-    for (long long r = team.warp(); r < s.proj_units; r += team.warps()) {
-      float acc[kBatchChunk] = {};
-      lane_dots(sm.w_hr + r * H, sm.h_stage, H, team.lane(), team.lanes(), acc);
-      for (int bb = 0; bb < kBatchChunk; ++bb) acc[bb] = team.lane_sum(acc[bb]);
+    for (long long group = team.warp(); group < groups; group += team.warps()) {
+      const long long r0 = group * kRowsPerWarp;
+      float acc[kRowsPerWarp][Chunk] = {};
+      lane_dots<Chunk>(sm.w_hr + r0 * H, H, sm.h_stage, team.lane(), team.lanes(), acc);
+      sum_over_lanes<Chunk>(team, acc);
       if (team.lane() != 0) continue;
-      const long long k = s.p0 + r;
-      for (int bb = 0; bb < kBatchChunk && b0 + bb < B; ++bb) {
-        const long long b = b0 + bb;
-        const long long len = length_of(p.lengths, b, dims.seq_len);
-        if (!seq::step_active(step, len)) {
-          h_next[b * R + k] = load_shared_global(h_cur + b * R + k);
-          continue;
-        }
-        const T value = Storage<T>::store(acc[bb]);
-        h_next[b * R + k] = value;
-        if (p.y) {
-          const long long t = seq::step_time(step, len, reversed);
-          const long long row = seq::row_of(t, b, dims.seq_len, B, dims.batch_major);
-          static_cast<T*>(p.y)[row * (D * R) + s.d * R + k] = value;
+      for (int i = 0; i < kRowsPerWarp && r0 + i < s.proj_units; ++i) {
+        const long long k = s.p0 + r0 + i;
+        for (int bb = 0; bb < Chunk && b0 + bb < B; ++bb) {
+          const long long b = b0 + bb;
+          const long long len = length_of(p.lengths, b, dims.seq_len);
+          if (!seq::step_active(step, len)) {
+            h_next[b * R + k] = load_shared_global(h_cur + b * R + k);
+            continue;
+          }
+          const T value = Storage<T>::store(acc[i][bb]);
+          h_next[b * R + k] = value;
+          if (p.y) {
+            const long long t = seq::step_time(step, len, reversed);
+            const long long row = seq::row_of(t, b, dims.seq_len, B, dims.batch_major);
+            static_cast<T*>(p.y)[row * (D * R) + s.d * R + k] = value;
+          }
         }
       }
     }
@@ -275,9 +310,11 @@ CULSTM_HD void persistent_store_final(const PersistentLayerParams& p, const Bloc
 // the cell update (h_next / h_cell complete everywhere), and with a projection one more per step after it.
 // Step s reads h[s % 2] and writes h[(s + 1) % 2]; the grid sync between two steps makes every read of a buffer
 // finish before it is written again.
-template <typename T, typename Team>
+// Chunk = persistent_batch_chunk(p.dims.batch) (any value from 1 to kBatchChunk is correct).
+template <typename T, int Chunk, typename Team>
 CULSTM_HD void persistent_layer_program(const PersistentLayerParams& p, int block, unsigned char* smem_base,
                                         Team& team) {
+  static_assert(Chunk >= 1 && Chunk <= kBatchChunk, "h_stage holds kBatchChunk sequences");
   const PersistentSmemLayout layout = persistent_smem_layout(p.dims, p.tiling, sizeof(T));
   const BlockSmem<T> sm = block_smem<T>(smem_base, layout);
   const BlockSlice s = block_slice(p, block);
@@ -289,11 +326,11 @@ CULSTM_HD void persistent_layer_program(const PersistentLayerParams& p, int bloc
   for (long long step = 0; step < p.steps; ++step) {
     const T* h_cur = h_buffers[step % 2];
     T* h_next = h_buffers[(step + 1) % 2];
-    persistent_recurrent<T>(p, s, sm, step, h_cur, team);
+    persistent_recurrent<Chunk>(p, s, sm, step, h_cur, team);
     persistent_cell<T>(p, s, sm, step, h_cur, h_next, team);
     team.sync_grid();
     if (p.w_hr != nullptr) {
-      persistent_projection<T>(p, s, sm, step, h_cur, h_next, team);
+      persistent_projection<Chunk>(p, s, sm, step, h_cur, h_next, team);
       team.sync_grid();
     }
   }

@@ -35,8 +35,8 @@ std::string kib(std::size_t bytes) {
   return str(static_cast<double>(bytes) / 1024.0, " KiB");
 }
 
-// Does the layer fit on chip, and how is it tiled? Fills everything but `why` for the persistent case; returns
-// false with the reason otherwise.
+// Does the layer fit on chip, and how is it tiled? Fills everything but `why` when it fits; sets `refusal` to the
+// reason otherwise. An error only when options.cuda_engine = kPersistent and the occupancy query fails.
 Status fit(const LstmSpec& spec, const ModelOptions& options, const PersistentDevice& device, LayerEngine* out,
            std::string* refusal) {
   const int D = spec.num_directions();
@@ -66,7 +66,13 @@ Status fit(const LstmSpec& spec, const ModelOptions& options, const PersistentDe
     return Status::Ok();
   }
   int per_sm = 0;
-  CULSTM_RETURN_IF_ERROR(device.blocks_per_sm(smem.total, &per_sm));
+  const Status occupancy = device.blocks_per_sm(smem.total, &per_sm);
+  if (!occupancy.ok()) {
+    // Asked for explicitly, the engine's failure is the caller's error; otherwise the stepwise engine serves.
+    if (options.cuda_engine == CudaEngine::kPersistent) return occupancy;
+    *refusal = str("the occupancy query failed: ", occupancy.message());
+    return Status::Ok();
+  }
   const long long blocks = static_cast<long long>(D) * tiling.blocks_per_direction;
   if (static_cast<long long>(per_sm) * lim.sm_count < blocks) {
     *refusal = str(blocks, " blocks with ", kib(smem.total), " of shared memory each cannot all be resident (", per_sm,

@@ -46,6 +46,19 @@ TEST(PersistentTiling, CoversEveryUnitWithNonEmptyBlocks) {
   EXPECT_EQ(h100.blocks_per_direction, 128);
 }
 
+TEST(PersistentTiling, BatchChunkAndRowPadding) {
+  EXPECT_EQ(kernels::persistent_batch_chunk(1), 1);
+  EXPECT_EQ(kernels::persistent_batch_chunk(3), 2);
+  EXPECT_EQ(kernels::persistent_batch_chunk(4), 4);
+  EXPECT_EQ(kernels::persistent_batch_chunk(7), 4);
+  EXPECT_EQ(kernels::persistent_batch_chunk(8), 8);
+  EXPECT_EQ(kernels::persistent_batch_chunk(1000), kernels::kBatchChunk);
+  EXPECT_EQ(kernels::persistent_padded_rows(0), 0);
+  EXPECT_EQ(kernels::persistent_padded_rows(1), kernels::kRowsPerWarp);
+  EXPECT_EQ(kernels::persistent_padded_rows(32), 32);
+  EXPECT_EQ(kernels::persistent_padded_rows(33), 32 + kernels::kRowsPerWarp);
+}
+
 TEST(PersistentSmemLayout, RegionsAreAlignedDisjointAndSized) {
   kernels::LayerDims dims;
   dims.directions = 2;
@@ -56,8 +69,11 @@ TEST(PersistentSmemLayout, RegionsAreAlignedDisjointAndSized) {
   const kernels::PersistentSmemLayout l = kernels::persistent_smem_layout(dims, t, 2);
   EXPECT_EQ(l.stage_width, 37);  // max(R, H) with a projection
   const std::size_t u = static_cast<std::size_t>(t.units_per_block), up = static_cast<std::size_t>(t.proj_per_block);
-  const std::size_t expect[][2] = {{l.w_hh, 4 * u * 11 * 2},
-                                   {l.w_hr, up * 37 * 2},
+  const std::size_t rows_hh = (4 * u + 3) / 4 * 4, rows_hr = (up + 3) / 4 * 4;  // whole groups of kRowsPerWarp
+  static_assert(kernels::kRowsPerWarp == 4, "the expected padding below");
+  EXPECT_EQ(up, 3u);
+  const std::size_t expect[][2] = {{l.w_hh, rows_hh * 11 * 2},
+                                   {l.w_hr, rows_hr * 37 * 2},
                                    {l.h_stage, static_cast<std::size_t>(kernels::kBatchChunk) * 37 * 4},
                                    {l.pre, 4 * u * 13 * 4},
                                    {l.c, u * 13 * 4}};
@@ -208,6 +224,10 @@ TEST(PersistentPlan, CoResidencyAndCooperativeLaunchAreRequired) {
   o.cuda_engine = CudaEngine::kPersistent;
   std::vector<LayerEngine> out;
   EXPECT_EQ(stepwise::choose_engines(s, o, failing, &out).code(), StatusCode::kCudaError);
+  // Not asked for: a failing probe must not fail Model creation; the stepwise engine serves and explain() says why.
+  const LayerEngine c = choose(s, CudaEngine::kAuto, 8, failing)[0];
+  EXPECT_FALSE(c.persistent);
+  EXPECT_TRUE(contains(c.why, "occupancy query failed")) << c.why;
 }
 
 TEST(PersistentPlan, ExplainNamesTheEnginePerLayer) {

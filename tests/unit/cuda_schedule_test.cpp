@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -240,7 +241,13 @@ class HostExecutor final : public stepwise::Executor {
       for (int t = 0; t < per_block; ++t) {
         threads.emplace_back([&, b, t] {
           HostTeam team{&grid, block_state[static_cast<std::size_t>(b)].get(), block_shape_, t};
-          kernels::persistent_layer_program<T>(p, b, reinterpret_cast<unsigned char*>(smem[b].data()), team);
+          unsigned char* block_smem = reinterpret_cast<unsigned char*>(smem[b].data());
+          switch (kernels::persistent_batch_chunk(p.dims.batch)) {  // as the GPU launcher picks the kernel
+            case 1: kernels::persistent_layer_program<T, 1>(p, b, block_smem, team); break;
+            case 2: kernels::persistent_layer_program<T, 2>(p, b, block_smem, team); break;
+            case 4: kernels::persistent_layer_program<T, 4>(p, b, block_smem, team); break;
+            default: kernels::persistent_layer_program<T, 8>(p, b, block_smem, team); break;
+          }
         });
       }
     }
@@ -725,6 +732,34 @@ TEST_P(HostPersistent, MatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(Grid, HostSchedule, ::testing::ValuesIn(configs()), config_name);
 INSTANTIATE_TEST_SUITE_P(Grid, HostPersistent, ::testing::ValuesIn(configs()), config_name);
+
+// Batches above kBatchChunk: several staged chunks per step, the last one partly past B (the grid's batches are
+// all smaller). Both engines, the persistent one with one thread and with 3 x 4 threads per block.
+TEST(HostEnginesLargeBatch, SeveralBatchChunksPerStepMatchReference) {
+  const Config cases[] = {
+      {DType::kF32, 1, Direction::kForward, 6, 10, 0, 5, 19, BatchLayout::kSeqMajor, 2, true, true, true, 1},
+      {DType::kBF16, 2, Direction::kBidirectional, 4, 9, 4, 4, 17, BatchLayout::kBatchMajor, 3, false, true, true, 6},
+      {DType::kF16, 1, Direction::kReverse, 3, 7, 3, 3, 8, BatchLayout::kSeqMajor, 0, true, false, false, 2},
+      {DType::kF32, 2, Direction::kBidirectional, 5, 12, 0, 6, 16, BatchLayout::kBatchMajor, 1, true, true, true, 0},
+      {DType::kF32, 1, Direction::kForward, 4, 6, 2, 3, 9, BatchLayout::kSeqMajor, 4, true, true, true, 5}};
+  static_assert(kernels::kBatchChunk < 9, "these batches must span several chunks");
+  for (const Config& c : cases) {
+    std::ostringstream name;
+    PrintTo(c, &name);
+    SCOPED_TRACE(name.str());
+    const Problem p = make_problem(c, 7 + static_cast<unsigned>(c.B));
+    Result ref, stepwise_result;
+    ASSERT_TRUE(run_reference(p, &ref));
+    ASSERT_TRUE(run_host(p, &stepwise_result));
+    expect_matches_reference(c, p, stepwise_result, ref, "stepwise");
+    for (const HostBlockShape shape : {HostBlockShape{1, 1}, HostBlockShape{3, 4}}) {
+      Result got;
+      ASSERT_TRUE(run_host(p, &got, 3, shape));
+      expect_matches_reference(c, p, got, ref, "persistent");
+      EXPECT_EQ(got.counts["persistent_layer"], c.layers);
+    }
+  }
+}
 
 // Prints the worst errors after all tests: evidence for the provisional tolerances of
 // tests/gpu/cuda_backend_test.cpp (these GEMMs accumulate in double; the GPU's in f32).
