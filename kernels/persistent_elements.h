@@ -166,30 +166,41 @@ CULSTM_HD void sum_over_lanes(const Team& team, float (&acc)[kRowsPerWarp][Chunk
   }
 }
 
-// Recurrent pre-activations of the block's rows for every sequence: pre[b, r] = W_hh[row r] . h_cur[b].
-// Warps take groups of kRowsPerWarp rows; a group is the same for every lane of a warp (uniform control flow).
-template <int Chunk, typename T, typename Team>
-CULSTM_HD void persistent_recurrent(const PersistentLayerParams& p, const BlockSlice& s, const BlockSmem<T>& sm,
-                                    long long step, const T* h_cur, Team& team) {
-  const long long B = p.dims.batch, R = p.dims.recurrent, u = p.tiling.units_per_block;
-  const long long groups = persistent_padded_rows(4 * u) / kRowsPerWarp;
+// The block's matrix-vector products of one phase: for every chunk of sequences, stage the chunk of `src`
+// ([B, width] dtype), then warps take groups of kRowsPerWarp rows of `weights` ([groups * kRowsPerWarp, width] in
+// shared memory; a group is the same for every lane of a warp: uniform control flow for the lane sums) and lane 0
+// hands each (row, sequence) result to store(row, b, value), for rows < rows and b < B.
+template <int Chunk, typename T, typename Team, typename Store>
+CULSTM_HD void persistent_matvec(const PersistentLayerParams& p, const T* weights, long long rows, const T* src,
+                                 long long width, long long step, float* stage, Team& team, Store&& store) {
+  const long long B = p.dims.batch;
+  const long long groups = persistent_padded_rows(rows) / kRowsPerWarp;
   for (long long b0 = 0; b0 < B; b0 += Chunk) {
-    team.sync_block();  // the previous chunk's dot products are done with h_stage
-    persistent_stage<Chunk>(p, h_cur, R, b0, step, sm.h_stage, team);
+    team.sync_block();  // the previous chunk's (or phase's) readers are done with h_stage
+    persistent_stage<Chunk>(p, src, width, b0, step, stage, team);
     team.sync_block();
     for (long long group = team.warp(); group < groups; group += team.warps()) {
       const long long r0 = group * kRowsPerWarp;
       float acc[kRowsPerWarp][Chunk] = {};
-      lane_dots<Chunk>(sm.w_hh + r0 * R, R, sm.h_stage, team.lane(), team.lanes(), acc);
+      lane_dots<Chunk>(weights + r0 * width, width, stage, team.lane(), team.lanes(), acc);
       sum_over_lanes<Chunk>(team, acc);
       if (team.lane() != 0) continue;
-      for (int i = 0; i < kRowsPerWarp; ++i) {
-        const long long r = r0 + i;
-        if (r >= 4 * u || r % u >= s.units) continue;  // padding, or a unit past H
-        for (int bb = 0; bb < Chunk && b0 + bb < B; ++bb) sm.pre[(b0 + bb) * 4 * u + r] = acc[i][bb];
+      for (int i = 0; i < kRowsPerWarp && r0 + i < rows; ++i) {
+        for (int bb = 0; bb < Chunk && b0 + bb < B; ++bb) store(r0 + i, b0 + bb, acc[i][bb]);
       }
     }
   }
+}
+
+// Recurrent pre-activations of the block's rows for every sequence: pre[b, r] = W_hh[row r] . h_cur[b].
+template <int Chunk, typename T, typename Team>
+CULSTM_HD void persistent_recurrent(const PersistentLayerParams& p, const BlockSlice& s, const BlockSmem<T>& sm,
+                                    long long step, const T* h_cur, Team& team) {
+  const long long u = p.tiling.units_per_block;
+  persistent_matvec<Chunk>(p, sm.w_hh, 4 * u, h_cur, p.dims.recurrent, step, sm.h_stage, team,
+                           [&](long long r, long long b, float value) {
+                             if (r % u < s.units) sm.pre[b * 4 * u + r] = value;  // else a unit past H
+                           });
   team.sync_block();  // pre complete for the cell update
 }
 
@@ -250,37 +261,22 @@ CULSTM_HD void persistent_projection(const PersistentLayerParams& p, const Block
   const long long B = dims.batch, H = dims.hidden, R = dims.recurrent, D = dims.directions;
   const T* h_cell = static_cast<const T*>(p.h_cell) + s.d * p.h_cell_stride;
   const bool reversed = direction_reversed(dims, s.d);
-  const long long groups = persistent_padded_rows(s.proj_units) / kRowsPerWarp;
-  for (long long b0 = 0; b0 < B; b0 += Chunk) {
-    team.sync_block();
-    persistent_stage<Chunk>(p, h_cell, H, b0, step, sm.h_stage, team);
-    team.sync_block();
-    for (long long group = team.warp(); group < groups; group += team.warps()) {
-      const long long r0 = group * kRowsPerWarp;
-      float acc[kRowsPerWarp][Chunk] = {};
-      lane_dots<Chunk>(sm.w_hr + r0 * H, H, sm.h_stage, team.lane(), team.lanes(), acc);
-      sum_over_lanes<Chunk>(team, acc);
-      if (team.lane() != 0) continue;
-      for (int i = 0; i < kRowsPerWarp && r0 + i < s.proj_units; ++i) {
-        const long long k = s.p0 + r0 + i;
-        for (int bb = 0; bb < Chunk && b0 + bb < B; ++bb) {
-          const long long b = b0 + bb;
-          const long long len = length_of(p.lengths, b, dims.seq_len);
-          if (!seq::step_active(step, len)) {
-            h_next[b * R + k] = load_shared_global(h_cur + b * R + k);
-            continue;
-          }
-          const T value = Storage<T>::store(acc[i][bb]);
-          h_next[b * R + k] = value;
-          if (p.y) {
-            const long long t = seq::step_time(step, len, reversed);
-            const long long row = seq::row_of(t, b, dims.seq_len, B, dims.batch_major);
-            static_cast<T*>(p.y)[row * (D * R) + s.d * R + k] = value;
-          }
-        }
-      }
-    }
-  }
+  persistent_matvec<Chunk>(p, sm.w_hr, s.proj_units, h_cell, H, step, sm.h_stage, team,
+                           [&](long long r, long long b, float projected) {
+                             const long long k = s.p0 + r;
+                             const long long len = length_of(p.lengths, b, dims.seq_len);
+                             if (!seq::step_active(step, len)) {
+                               h_next[b * R + k] = load_shared_global(h_cur + b * R + k);
+                               return;
+                             }
+                             const T value = Storage<T>::store(projected);
+                             h_next[b * R + k] = value;
+                             if (p.y) {
+                               const long long t = seq::step_time(step, len, reversed);
+                               const long long row = seq::row_of(t, b, dims.seq_len, B, dims.batch_major);
+                               static_cast<T*>(p.y)[row * (D * R) + s.d * R + k] = value;
+                             }
+                           });
 }
 
 // h_n from the block's columns of the last h buffer, c_n from its units' c.
