@@ -978,10 +978,17 @@ TEST(CudaBackend, OneContextTwoModelsNeverReplaysTheOtherModelsGraph) {
   EXPECT_TRUE(bitwise_equal("model b after model a", want_b, got_b));
 }
 
-TEST(CudaBackend, CallerCanCaptureForwardIntoItsOwnGraph) {
+class CudaBackendEngine : public ::testing::TestWithParam<CudaEngine> {};
+
+std::string engine_param_name(const ::testing::TestParamInfo<CudaEngine>& info) {
+  return cuda_engine_name(info.param);
+}
+
+// Both engines, so that the persistent engine's cooperative launch is captured into a caller's graph too.
+TEST_P(CudaBackendEngine, CallerCanCaptureForwardIntoItsOwnGraph) {
   CULSTM_SKIP_WITHOUT_GPU();
   const Fixture f = rich_fixture(DType::kBF16, 8);
-  const auto model = make_model(Backend::kCuda, f.spec, f.weights);
+  const auto model = make_cuda_model(f.spec, f.weights, GetParam());
   ASSERT_TRUE(model);
   GpuCall call;
   ASSERT_TRUE(call.init(*model, f.in));
@@ -1030,10 +1037,10 @@ void CUDART_CB wait_for_gate(void* data) {
   while (gate->open.load() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
 }
 
-TEST(CudaBackend, ForwardDoesNotSynchronizeTheCallersStream) {
+TEST_P(CudaBackendEngine, ForwardDoesNotSynchronizeTheCallersStream) {
   CULSTM_SKIP_WITHOUT_GPU();
   const Fixture f = rich_fixture(DType::kF32, 9);
-  const auto model = make_model(Backend::kCuda, f.spec, f.weights);
+  const auto model = make_cuda_model(f.spec, f.weights, GetParam());
   ASSERT_TRUE(model);
   GpuCall call;
   ASSERT_TRUE(call.init(*model, f.in));
@@ -1065,6 +1072,8 @@ TEST(CudaBackend, ForwardDoesNotSynchronizeTheCallersStream) {
   }
   CULSTM_ASSERT_CUDA(cudaStreamDestroy(stream));
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, CudaBackendEngine, ::testing::ValuesIn(kEngines), engine_param_name);
 
 TEST(CudaBackend, AllLengthsZeroPassStatesThroughExactly) {
   CULSTM_SKIP_WITHOUT_GPU();
