@@ -20,7 +20,7 @@
 #include "cudnn/cudnn_backend.h"
 #include "culstm/culstm.hpp"
 #include "detail.h"
-#include "float16.h"
+#include "io/array.h"
 #include "gpu_test_util.h"
 #include "test_util.h"
 
@@ -49,32 +49,16 @@ Tolerance tolerance_for(const LstmSpec& spec) {
   }
 }
 
+// f32 values as a `dtype` tensor in memory (and back): io::Array rounds as the .npy writer and the reference do.
 std::vector<std::uint8_t> encode(const std::vector<float>& values, DType dtype) {
-  std::vector<std::uint8_t> bytes(values.size() * dtype_size(dtype));
-  for (std::size_t k = 0; k < values.size(); ++k) {
-    if (dtype == DType::kF32) {
-      std::memcpy(&bytes[4 * k], &values[k], 4);
-    } else {
-      const std::uint16_t b = dtype == DType::kF16 ? detail::float_to_half(values[k]) : detail::float_to_bf16(values[k]);
-      std::memcpy(&bytes[2 * k], &b, 2);
-    }
-  }
-  return bytes;
+  return io::Array::from_f32(values, {static_cast<std::int64_t>(values.size())}, dtype).bytes;
 }
 
 std::vector<float> decode(const std::vector<std::uint8_t>& bytes, DType dtype) {
-  const std::size_t n = bytes.size() / dtype_size(dtype);
-  std::vector<float> values(n);
-  for (std::size_t k = 0; k < n; ++k) {
-    if (dtype == DType::kF32) {
-      std::memcpy(&values[k], &bytes[4 * k], 4);
-    } else {
-      std::uint16_t b;
-      std::memcpy(&b, &bytes[2 * k], 2);
-      values[k] = dtype == DType::kF16 ? detail::half_to_float(b) : detail::bf16_to_float(b);
-    }
-  }
-  return values;
+  io::Array array;
+  array.dtype = dtype;
+  array.bytes = bytes;
+  return array.to_f32();
 }
 
 struct Inputs {

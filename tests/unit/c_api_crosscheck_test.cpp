@@ -12,7 +12,7 @@
 
 #include "culstm/culstm.h"
 #include "culstm/culstm.hpp"
-#include "float16.h"
+#include "io/array.h"
 #include "test_util.h"
 
 namespace culstm {
@@ -22,19 +22,9 @@ using testing_util::random_values;
 using testing_util::random_weights;
 using testing_util::state_rows;
 
-// Host values of `n` elements in `dtype` (f32, or f16/bf16 bits), from f32 values.
+// f32 values as a `dtype` tensor in memory (and back): io::Array rounds as the .npy writer and the reference do.
 std::vector<std::uint8_t> encode(const std::vector<float>& values, DType dtype) {
-  std::vector<std::uint8_t> out(values.size() * dtype_size(dtype));
-  for (std::size_t k = 0; k < values.size(); ++k) {
-    if (dtype == DType::kF32) {
-      std::memcpy(out.data() + 4 * k, &values[k], 4);
-    } else {
-      const std::uint16_t bits =
-          dtype == DType::kF16 ? detail::float_to_half(values[k]) : detail::float_to_bf16(values[k]);
-      std::memcpy(out.data() + 2 * k, &bits, 2);
-    }
-  }
-  return out;
+  return io::Array::from_f32(values, {static_cast<std::int64_t>(values.size())}, dtype).bytes;
 }
 
 culstm_spec_t* c_spec_from(const LstmSpec& s) {
