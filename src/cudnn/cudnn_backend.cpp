@@ -93,9 +93,15 @@ std::size_t align_up(std::size_t v) { return (v + kAlign - 1) / kAlign * kAlign;
 // ---------------------------------------------------------------------------------------------------------------
 // Errors
 
+// cuDNN saying "not this configuration": the NOT_SUPPORTED family, and the plain BAD_PARAM (or OUT_OF_BOUND) that
+// the RNN API returns for a combination it does not take. The BAD_PARAM sub-codes about pointers, streams, shapes
+// or descriptors (NULL_POINTER, MISALIGNED_POINTER, STREAM_MISMATCH, SHAPE_MISMATCH, ...) mean misuse: a bug of ours
+// or an argument of the caller's, reported as such, never skipped as a refusal.
 bool refused(cudnnStatus_t st) {
-  const int category = CUDNN_STATUS_CATEGORY(static_cast<int>(st));
-  return category == CUDNN_STATUS_NOT_SUPPORTED || category == CUDNN_STATUS_BAD_PARAM;
+  const int code = static_cast<int>(st);
+  if (CUDNN_STATUS_CATEGORY(code) == CUDNN_STATUS_NOT_SUPPORTED) return true;
+  return code == CUDNN_STATUS_BAD_PARAM || code == 2001 /* CUDNN_STATUS_INVALID_VALUE, deprecated */ ||
+         code == CUDNN_STATUS_BAD_PARAM_OUT_OF_BOUND;
 }
 
 // "CUDNN_STATUS_NOT_SUPPORTED (cuDNN's last message)"
@@ -426,7 +432,8 @@ class CudnnWeightLayout final : public cudnn_host::WeightSpaceLayout {
 };
 
 // ---------------------------------------------------------------------------------------------------------------
-// Workspace: [lengths i32 x B][x reversed (direction reverse)][y scratch [T, B, Y]][cuDNN workspace][reserve],
+// Workspace: [lengths i32 x B][x reversed (direction reverse)][y scratch [T, B, Y]][h, c scratch (auto)]
+// [cuDNN workspace][reserve],
 // each slice 256-byte aligned, plus 256 bytes so that an unaligned caller pointer can be aligned up.
 
 struct ShapeSizes {
@@ -436,7 +443,9 @@ struct ShapeSizes {
 };
 
 struct WorkspaceLayout {
-  std::size_t lengths = 0, x_rev = 0, y = 0, work = 0, reserve = 0;  // offsets from the aligned base
+  // Offsets from the aligned base. h_tune / c_tune: where auto's timed runs write h_n / c_n (auto only, else 0
+  // bytes), so that the caller's outputs only ever receive the chosen algorithm's final run.
+  std::size_t lengths = 0, x_rev = 0, y = 0, h_tune = 0, c_tune = 0, work = 0, reserve = 0;
   std::size_t work_bytes = 0, reserve_bytes = 0;
   std::size_t total = 0;
 };
@@ -471,7 +480,7 @@ struct ShapeEntry {
 struct ModelEntry {
   std::uint64_t uid = 0;
   DropoutDesc dropout;
-  std::array<RnnDesc, kNumAlgos> descs;  // null where the algorithm is not legal for the spec
+  std::array<RnnDesc, kNumAlgos> descs;  // null where the algorithm is not usable (CudnnBackend::usable)
   std::vector<std::unique_ptr<ShapeEntry>> shapes;
   std::size_t next_shape_slot = 0;
   std::vector<std::pair<std::int64_t, RnnDesc>> dynamic;  // persist_dynamic descriptors built for a batch size
@@ -565,8 +574,24 @@ class CudnnBackend final : public BackendImpl {
  private:
   // The workspace sizes of every algorithm for (B, T), computed once per shape (all lengths T).
   void sizes_for(std::int64_t batch, std::int64_t steps, ShapeSizes* out) const;
-  ShapeSizes query_sizes(std::int64_t batch, std::int64_t steps) const;  // mu_ held
+  ShapeSizes query_sizes(std::int64_t batch, std::int64_t steps) const;  // query_mu_ held
   WorkspaceLayout layout_for(std::int64_t batch, std::int64_t steps, const ShapeSizes& sizes) const;
+
+  // Whether forward may run algorithm `a`: every one under auto, else only options.cudnn_algo.
+  bool candidate(int a) const {
+    return options_.cudnn_algo == CudnnAlgo::kAuto || algo_index(options_.cudnn_algo) == a;
+  }
+  // Whether forward can run algorithm `a` for this spec: cuDNN took it and its weights are packed.
+  bool usable(int a) const { return algos_[a].weight_space >= 0; }
+  struct Packed {
+    std::size_t bytes;
+    int algo;  // whose layout it was packed with
+  };
+  // Sets an RNN descriptor up for algorithm `a` and asks for its weight-space size: cuDNN's answer on the spec.
+  Outcome probe(int a, RnnDesc* desc) const;
+  // Packs the weights for algorithm `a` (sharing a weight space already packed with an identical layout).
+  Status pack(int a, const Weights& weights, cudnnTensorDescriptor_t m_desc, cudnnTensorDescriptor_t b_desc,
+              std::vector<Packed>* packed);
 
   Status model_entry(CudnnContext& ctx, ModelEntry** out) const;
   Status shape_entry(ModelEntry& me, std::int64_t batch, std::int64_t steps, ShapeEntry** out) const;
@@ -582,6 +607,15 @@ class CudnnBackend final : public BackendImpl {
   };
   // One cudnnRNNForward with algorithm `algo`; a refusal comes back in `outcome`, other failures as the Status.
   Status run(CudnnContext& ctx, ModelEntry& me, CudnnAlgo algo, const Call& call, Outcome* outcome) const;
+  // The algorithms auto times for a shape: usable for the spec, and cuDNN sized the shape for them.
+  std::vector<int> tuning_candidates(const ShapeSizes& sizes) const {
+    std::vector<int> out;
+    for (int a = 0; a < kNumAlgos; ++a) {
+      if (usable(a) && sizes.legal[a]) out.push_back(a);
+    }
+    return out;
+  }
+  // Times the candidates with `call` (whose outputs point at workspace scratch) and caches the fastest.
   Status tune(CudnnContext& ctx, ModelEntry& me, const TuneKey& key, const ShapeSizes& sizes, const Call& call,
               cudaStream_t stream, CudnnAlgo* chosen) const;
 
@@ -590,15 +624,60 @@ class CudnnBackend final : public BackendImpl {
   RnnConfig config_;
   std::uint64_t uid_;
   Plan plan_;
-  HandleOwner handle_;  // queries only; guarded by mu_
+  HandleOwner handle_;  // queries only; guarded by query_mu_ (a handle serves one thread at a time)
   DropoutDesc dropout_;
   std::array<AlgoState, kNumAlgos> algos_;
   std::vector<DeviceBuffer> weight_spaces_;
 
+  // Two locks, so that a slow query (cudnnBuildRNNDynamic compiles kernels) never stalls the other threads'
+  // forwards of shapes already known: query_mu_ serializes the queries on handle_; mu_ guards the caches and is
+  // only held for lookups and inserts. Order: query_mu_, then mu_.
+  mutable std::mutex query_mu_;
+  mutable std::int64_t dynamic_built_for_ = -1;  // the batch the Model's persist_dynamic descriptor is built for
   mutable std::mutex mu_;
   mutable std::map<std::pair<std::int64_t, std::int64_t>, ShapeSizes> sizes_;
   mutable std::map<TuneKey, TuneResult> tuned_;
 };
+
+Outcome CudnnBackend::probe(int a, RnnDesc* desc) const {
+  Outcome o = make_rnn_desc(config_, kAlgos[a], dropout_.get(), desc);
+  std::size_t bytes = 0;
+  if (o.ok()) {
+    o = Outcome::of(cudnnGetRNNWeightSpaceSize(handle_.get(), desc->get(), &bytes), "cudnnGetRNNWeightSpaceSize");
+  }
+  return o;
+}
+
+Status CudnnBackend::pack(int a, const Weights& weights, cudnnTensorDescriptor_t m_desc,
+                          cudnnTensorDescriptor_t b_desc, std::vector<Packed>* packed) {
+  AlgoState& st = algos_[a];
+  std::size_t bytes = 0;
+  CULSTM_CUDNN_CHECK(cudnnGetRNNWeightSpaceSize(handle_.get(), st.desc.get(), &bytes));
+  // Share a weight space with an algorithm whose layout is identical (checked parameter by parameter).
+  for (const Packed& p : *packed) {
+    if (p.bytes != bytes) continue;
+    const DeviceBuffer& buf = weight_spaces_[static_cast<std::size_t>(algos_[p.algo].weight_space)];
+    const CudnnWeightLayout mine(handle_.get(), st.desc.get(), bytes, buf.get(), m_desc, b_desc);
+    const CudnnWeightLayout theirs(handle_.get(), algos_[p.algo].desc.get(), bytes, buf.get(), m_desc, b_desc);
+    bool same = false;
+    CULSTM_RETURN_IF_ERROR(cudnn_host::same_layout(spec_, mine, theirs, &same));
+    if (same) {
+      st.weight_space = algos_[p.algo].weight_space;
+      return Status::Ok();
+    }
+  }
+  DeviceBuffer buf;
+  CULSTM_RETURN_IF_ERROR(buf.allocate(bytes));
+  const CudnnWeightLayout layout(handle_.get(), st.desc.get(), bytes, buf.get(), m_desc, b_desc);
+  std::vector<std::uint8_t> image;
+  CULSTM_RETURN_IF_ERROR(cudnn_host::pack_weight_space(spec_, weights, layout, &image));
+  CULSTM_CUDA_CHECK(cudaMemcpy(buf.get(), image.data(), image.size(), cudaMemcpyHostToDevice),
+                    "cudaMemcpy (weight space upload)");
+  st.weight_space = static_cast<int>(weight_spaces_.size());
+  weight_spaces_.push_back(std::move(buf));
+  packed->push_back({bytes, a});
+  return Status::Ok();
+}
 
 Status CudnnBackend::init(const Weights& weights) {
   CULSTM_CUDNN_CHECK(cudnnCreate(handle_.out()));
@@ -609,17 +688,21 @@ Status CudnnBackend::init(const Weights& weights) {
   CULSTM_CUDNN_CHECK(cudnnCreateTensorDescriptor(m_desc.out()));
   CULSTM_CUDNN_CHECK(cudnnCreateTensorDescriptor(b_desc.out()));
 
-  struct Packed {
-    std::size_t bytes;
-    int algo;  // whose layout it was packed with
-  };
   std::vector<Packed> packed;
   for (int a = 0; a < kNumAlgos; ++a) {
     AlgoState& st = algos_[a];
-    o = make_rnn_desc(config_, kAlgos[a], dropout_.get(), &st.desc);
-    std::size_t bytes = 0;
-    if (o.ok()) o = Outcome::of(cudnnGetRNNWeightSpaceSize(handle_.get(), st.desc.get(), &bytes),
-                                "cudnnGetRNNWeightSpaceSize");
+    o = probe(a, &st.desc);
+    if (!o.ok() && a == 0 && o.is_refusal() && config_.math_type == CUDNN_TENSOR_OP_MATH) {
+      // 16-bit data: cuDNN documents TENSOR_OP_MATH and DEFAULT_MATH for it; PyTorch passes DEFAULT for bf16. Ask
+      // again with DEFAULT_MATH before calling the dtype unsupported (every algorithm then uses it).
+      const Outcome tensor_op = o;
+      config_.math_type = CUDNN_DEFAULT_MATH;
+      o = probe(a, &st.desc);
+      if (!o.ok()) {
+        config_.math_type = CUDNN_TENSOR_OP_MATH;
+        o = tensor_op;
+      }
+    }
     if (!o.ok()) {
       st.desc.reset();
       if (a == 0) {  // standard serves every spec cuDNN can express: a refusal there is about the spec itself
@@ -631,33 +714,24 @@ Status CudnnBackend::init(const Weights& weights) {
         }
         return error(StatusCode::kCudnnError, "backend cudnn: ", o.text());
       }
-      if (!o.is_refusal()) return error(StatusCode::kCudnnError, "backend cudnn: ", o.text());
+      // A persistent algorithm: whatever cuDNN answers, the spec still runs on the others. Recorded in the Plan.
       st.why_not = o.text();
       continue;
     }
     st.legal = true;
-    // Share a weight space with an algorithm whose layout is identical; pack a new one otherwise.
-    for (std::size_t k = 0; k < packed.size() && st.weight_space < 0; ++k) {
-      if (packed[k].bytes != bytes) continue;
-      const DeviceBuffer& buf = weight_spaces_[k];
-      const CudnnWeightLayout mine(handle_.get(), st.desc.get(), bytes, buf.get(), m_desc.get(), b_desc.get());
-      const CudnnWeightLayout theirs(handle_.get(), algos_[packed[k].algo].desc.get(), bytes, buf.get(),
-                                     m_desc.get(), b_desc.get());
-      bool same = false;
-      CULSTM_RETURN_IF_ERROR(cudnn_host::same_layout(spec_, mine, theirs, &same));
-      if (same) st.weight_space = static_cast<int>(k);
+    if (!candidate(a)) {  // an explicit options.cudnn_algo: the others are asked (for the Plan), never packed
+      st.desc.reset();
+      continue;
     }
-    if (st.weight_space >= 0) continue;
-    DeviceBuffer buf;
-    CULSTM_RETURN_IF_ERROR(buf.allocate(bytes));
-    const CudnnWeightLayout layout(handle_.get(), st.desc.get(), bytes, buf.get(), m_desc.get(), b_desc.get());
-    std::vector<std::uint8_t> image;
-    CULSTM_RETURN_IF_ERROR(cudnn_host::pack_weight_space(spec_, weights, layout, &image));
-    CULSTM_CUDA_CHECK(cudaMemcpy(buf.get(), image.data(), image.size(), cudaMemcpyHostToDevice),
-                      "cudaMemcpy (weight space upload)");
-    st.weight_space = static_cast<int>(weight_spaces_.size());
-    weight_spaces_.push_back(std::move(buf));
-    packed.push_back({bytes, a});
+    const Status packed_here = pack(a, weights, m_desc.get(), b_desc.get(), &packed);
+    if (!packed_here.ok()) {
+      if (a == 0) return packed_here;
+      // Unexpected for a layout cuDNN itself reported, and not worth failing the Model for: standard runs the spec.
+      st.legal = false;
+      st.why_not = str("its weight layout: ", packed_here.message());
+      st.desc.reset();
+      st.weight_space = -1;
+    }
   }
   if (options_.cudnn_algo != CudnnAlgo::kAuto && !algos_[algo_index(options_.cudnn_algo)].legal) {
     return error(StatusCode::kNotSupported, "backend cudnn: options.cudnn_algo = ", cudnn_algo_name(options_.cudnn_algo),
@@ -670,7 +744,7 @@ Status CudnnBackend::init(const Weights& weights) {
     if (algos_[a].legal) {
       legal += str(legal.empty() ? "" : ", ", cudnn_algo_name(kAlgos[a]));
     } else {
-      refused_list += str("\n  refused by cuDNN for this spec: ", cudnn_algo_name(kAlgos[a]), ": ", algos_[a].why_not);
+      refused_list += str("\n  not available for this spec: ", cudnn_algo_name(kAlgos[a]), ": ", algos_[a].why_not);
     }
   }
   std::size_t weight_bytes = 0;
@@ -683,8 +757,8 @@ Status CudnnBackend::init(const Weights& weights) {
                 legal,
                 "] on the caller's stream and keeps the fastest (that call synchronizes; later calls of the "
                 "shape do not); persist_static_small_h and others that refuse a shape or its lengths are skipped")
-          : str("algorithm: ", cudnn_algo_name(options_.cudnn_algo), " (options.cudnn_algo); legal for this spec: ",
-                legal);
+          : str("algorithm: ", cudnn_algo_name(options_.cudnn_algo), " (options.cudnn_algo; only its weights are "
+                "packed); cuDNN takes this spec with: ", legal);
   std::string summary = str(
       "spec: ", spec_.describe(), "\ncuDNN ", v / 10000, ".", (v % 10000) / 100, ".", v % 100,
       ": cudnnRNNForward(CUDNN_FWD_MODE_INFERENCE), CUDNN_LSTM, ",
@@ -701,7 +775,9 @@ Status CudnnBackend::init(const Weights& weights) {
       "\nweights: ", weight_bytes, " bytes on device in ", weight_spaces_.size(),
       " weight space(s), packed once via cudnnGetRNNWeightParams",
       "\nworkspace: lengths [B] i32", config_.reversed ? " + x reversed [T, B, I]" : "",
-      " + y scratch [T, B, D*R] + cuDNN's workspace for the shape (+ 256 bytes alignment); limits B <= ",
+      " + y scratch [T, B, D*R]",
+      options_.cudnn_algo == CudnnAlgo::kAuto ? " + h, c scratch for auto's timed runs [L*D, B, R], [L*D, B, H]" : "",
+      " + cuDNN's workspace for the shape (+ 256 bytes alignment); limits B <= ",
       options_.max_batch, ", T <= ", options_.max_seq_len);
   std::vector<PlanStep> steps;
   for (int l = 0; l < spec_.num_layers; ++l) {
@@ -722,57 +798,88 @@ Status CudnnBackend::init(const Weights& weights) {
 
 ShapeSizes CudnnBackend::query_sizes(std::int64_t batch, std::int64_t steps) const {
   ShapeSizes s;
-  DataDesc x;
-  std::vector<int> lengths(static_cast<std::size_t>(batch), static_cast<int>(steps));
-  Outcome setup = Outcome::of(cudnnCreateRNNDataDescriptor(x.out()), "cudnnCreateRNNDataDescriptor");
+  // Asked with every length T and with one mixed, unsorted pattern: cuDNN's sizes may depend on the lengths, and
+  // workspace_size() must cover any lengths of the shape. The larger answer is kept; an algorithm that takes only
+  // full lengths (refusing the mixed pattern) is sized by the full one and refuses mixed lengths in forward.
+  std::vector<int> full(static_cast<std::size_t>(batch), static_cast<int>(steps)), mixed(full);
+  for (std::int64_t b = 0; b < batch; ++b) mixed[static_cast<std::size_t>(b)] = static_cast<int>((b * 7) % steps + 1);
+  DataDesc x_full, x_mixed;
+  Outcome setup = Outcome::of(cudnnCreateRNNDataDescriptor(x_full.out()), "cudnnCreateRNNDataDescriptor");
+  if (setup.ok()) setup = Outcome::of(cudnnCreateRNNDataDescriptor(x_mixed.out()), "cudnnCreateRNNDataDescriptor");
   if (setup.ok()) {
-    setup = Outcome::of(cudnnSetRNNDataDescriptor(x.get(), config_.data_type, config_.layout, static_cast<int>(steps),
-                                                  static_cast<int>(batch), config_.input_size, lengths.data(), nullptr),
+    setup = Outcome::of(cudnnSetRNNDataDescriptor(x_full.get(), config_.data_type, config_.layout,
+                                                  static_cast<int>(steps), static_cast<int>(batch),
+                                                  config_.input_size, full.data(), nullptr),
                         "cudnnSetRNNDataDescriptor (x)");
   }
+  const bool mixed_ok =
+      setup.ok() && cudnnSetRNNDataDescriptor(x_mixed.get(), config_.data_type, config_.layout,
+                                              static_cast<int>(steps), static_cast<int>(batch), config_.input_size,
+                                              mixed.data(), nullptr) == CUDNN_STATUS_SUCCESS;
   for (int a = 0; a < kNumAlgos; ++a) {
-    if (!algos_[a].legal) continue;
+    if (!usable(a)) continue;
     if (!setup.ok()) {
       s.outcome[a] = setup;
       continue;
     }
     std::size_t work = 0, reserve = 0;
     Outcome o;
-    if (kAlgos[a] == CudnnAlgo::kPersistDynamic) {
-      // The dynamic algorithm sizes its workspace for the mini-batch its kernels were built for: build first
-      // (the Model's own descriptor; each Context builds its own for forward).
+    if (kAlgos[a] == CudnnAlgo::kPersistDynamic && dynamic_built_for_ != batch) {
+      // The dynamic algorithm sizes its workspace for the mini-batch its kernels were built for: build first (the
+      // Model's own descriptor, once per batch size in a row; each Context builds its own for forward).
+      dynamic_built_for_ = -1;
       o = Outcome::of(cudnnBuildRNNDynamic(handle_.get(), algos_[a].desc.get(), static_cast<int>(batch)),
                       "cudnnBuildRNNDynamic");
+      if (o.ok()) dynamic_built_for_ = batch;
     }
     if (o.ok()) {
-      o = Outcome::of(cudnnGetRNNTempSpaceSizes(handle_.get(), algos_[a].desc.get(), CUDNN_FWD_MODE_INFERENCE, x.get(),
-                                                &work, &reserve),
+      o = Outcome::of(cudnnGetRNNTempSpaceSizes(handle_.get(), algos_[a].desc.get(), CUDNN_FWD_MODE_INFERENCE,
+                                                x_full.get(), &work, &reserve),
                       "cudnnGetRNNTempSpaceSizes");
     }
     s.outcome[a] = o;
-    if (o.ok()) {
-      s.legal[a] = true;
-      s.work[a] = work;
-      s.reserve[a] = reserve;
+    if (!o.ok()) continue;
+    std::size_t mixed_work = 0, mixed_reserve = 0;
+    if (mixed_ok && cudnnGetRNNTempSpaceSizes(handle_.get(), algos_[a].desc.get(), CUDNN_FWD_MODE_INFERENCE,
+                                              x_mixed.get(), &mixed_work, &mixed_reserve) == CUDNN_STATUS_SUCCESS) {
+      work = std::max(work, mixed_work);
+      reserve = std::max(reserve, mixed_reserve);
     }
+    s.legal[a] = true;
+    s.work[a] = work;
+    s.reserve[a] = reserve;
   }
   return s;
 }
 
 void CudnnBackend::sizes_for(std::int64_t batch, std::int64_t steps, ShapeSizes* out) const {
-  std::lock_guard<std::mutex> lock(mu_);
   const auto key = std::make_pair(batch, steps);
-  auto it = sizes_.find(key);
-  if (it == sizes_.end()) {
-    DeviceGuard guard;
-    if (!guard.enter(options_.device).ok()) {
-      *out = ShapeSizes{};  // forward reports the device error itself
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = sizes_.find(key);
+    if (it != sizes_.end()) {
+      *out = it->second;
       return;
     }
-    if (sizes_.size() >= kMaxCachedShapeSizes) sizes_.clear();
-    it = sizes_.emplace(key, query_sizes(batch, steps)).first;
   }
-  *out = it->second;
+  std::lock_guard<std::mutex> query_lock(query_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);  // another thread may have asked while this one waited
+    auto it = sizes_.find(key);
+    if (it != sizes_.end()) {
+      *out = it->second;
+      return;
+    }
+  }
+  DeviceGuard guard;
+  if (!guard.enter(options_.device).ok()) {
+    *out = ShapeSizes{};  // forward reports the device error itself
+    return;
+  }
+  ShapeSizes sizes = query_sizes(batch, steps);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (sizes_.size() >= kMaxCachedShapeSizes) sizes_.clear();
+  *out = sizes_.emplace(key, std::move(sizes)).first->second;
 }
 
 WorkspaceLayout CudnnBackend::layout_for(std::int64_t batch, std::int64_t steps, const ShapeSizes& sizes) const {
@@ -789,7 +896,11 @@ WorkspaceLayout CudnnBackend::layout_for(std::int64_t batch, std::int64_t steps,
   w.lengths = 0;
   w.x_rev = align_up(w.lengths + static_cast<std::size_t>(batch) * sizeof(std::int32_t));
   w.y = align_up(w.x_rev + (config_.reversed ? rows * static_cast<std::size_t>(spec_.input_size) * elem : 0));
-  w.work = align_up(w.y + rows * static_cast<std::size_t>(spec_.output_size()) * elem);
+  w.h_tune = align_up(w.y + rows * static_cast<std::size_t>(spec_.output_size()) * elem);
+  const bool tuning = options_.cudnn_algo == CudnnAlgo::kAuto;
+  const auto states = static_cast<std::size_t>(spec_.num_layers * spec_.num_directions() * batch);
+  w.c_tune = align_up(w.h_tune + (tuning ? states * static_cast<std::size_t>(spec_.recurrent_size()) * elem : 0));
+  w.work = align_up(w.c_tune + (tuning ? states * static_cast<std::size_t>(spec_.hidden_size) * elem : 0));
   w.reserve = align_up(w.work + w.work_bytes);
   w.total = w.reserve + w.reserve_bytes + kAlign;
   return w;
@@ -807,7 +918,7 @@ Status CudnnBackend::model_entry(CudnnContext& ctx, ModelEntry** out) const {
   Outcome o = make_dropout(ctx.handle.get(), &me->dropout);
   if (!o.ok()) return error(StatusCode::kCudnnError, "backend cudnn: ", o.text());
   for (int a = 0; a < kNumAlgos; ++a) {
-    if (!algos_[a].legal) continue;
+    if (!usable(a)) continue;
     o = make_rnn_desc(config_, kAlgos[a], me->dropout.get(), &me->descs[a]);
     if (!o.ok()) return error(StatusCode::kCudnnError, "backend cudnn: ", o.text());
   }
@@ -918,14 +1029,14 @@ Status CudnnBackend::tune(CudnnContext& ctx, ModelEntry& me, const TuneKey& key,
                           const Call& call, cudaStream_t stream, CudnnAlgo* chosen) const {
   TuneResult result;
   result.ms.fill(-1.0f);
-  std::vector<int> candidates;
+  std::vector<int> candidates = tuning_candidates(sizes);
   for (int a = 0; a < kNumAlgos; ++a) {
     if (!algos_[a].legal) {
       result.skipped[a] = "refused for the spec";
+    } else if (!usable(a)) {
+      result.skipped[a] = "not packed";
     } else if (!sizes.legal[a]) {
       result.skipped[a] = sizes.outcome[a].text();
-    } else {
-      candidates.push_back(a);
     }
   }
   if (candidates.empty()) {
@@ -933,15 +1044,7 @@ Status CudnnBackend::tune(CudnnContext& ctx, ModelEntry& me, const TuneKey& key,
                  " T=", key.steps, ": standard: ", sizes.outcome[0].text());
   }
   int best = candidates.front();
-  if (candidates.size() > 1) {
-    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    CULSTM_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture), "cudaStreamIsCapturing");
-    if (capture != cudaStreamCaptureStatusNone) {
-      return error(StatusCode::kInvalidArgument, "backend cudnn: options.cudnn_algo = auto times the algorithms on the "
-                   "first forward of B=", key.batch, " T=", key.steps,
-                   ", which synchronizes and cannot run while the stream is being captured: run this shape once "
-                   "before capturing, or choose an explicit options.cudnn_algo");
-    }
+  if (candidates.size() > 1) {  // forward checked that the stream is not being captured
     float best_ms = -1.0f;
     for (int a : candidates) {
       Outcome o;
@@ -999,6 +1102,15 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, Str
 
   DeviceGuard device;
   CULSTM_RETURN_IF_ERROR(device.enter(options_.device));
+  // An error that earlier CUDA work of this thread left pending would otherwise come back from our first launch
+  // check, after part of the work was enqueued: report it (and clear it) before enqueuing anything.
+  const cudaError_t pending = cudaPeekAtLastError();
+  if (pending != cudaSuccess) {
+    cudaGetLastError();
+    return error(StatusCode::kCudaError, "backend cudnn: an error from earlier CUDA work on this thread was pending "
+                 "(nothing was enqueued; the error is now cleared): ", cudaGetErrorName(pending), " (",
+                 cudaGetErrorString(pending), ")");
+  }
   ShapeSizes sizes;
   sizes_for(B, T, &sizes);
   const WorkspaceLayout ws = layout_for(B, T, sizes);
@@ -1024,6 +1136,19 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, Str
       algo = it->second.chosen;
     } else {
       need_tuning = true;
+    }
+  }
+
+  const auto cuda_stream = static_cast<cudaStream_t>(stream);
+  if (need_tuning && tuning_candidates(sizes).size() > 1) {
+    // Checked before anything is enqueued, so that a refused call leaves nothing in the caller's graph.
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    CULSTM_CUDA_CHECK(cudaStreamIsCapturing(cuda_stream, &capture), "cudaStreamIsCapturing");
+    if (capture != cudaStreamCaptureStatusNone) {
+      return error(StatusCode::kInvalidArgument, "backend cudnn: options.cudnn_algo = auto times the algorithms on the "
+                   "first forward of B=", B, " T=", T,
+                   ", which synchronizes and cannot run while the stream is being captured: run this shape once "
+                   "before capturing, or choose an explicit options.cudnn_algo");
     }
   }
 
@@ -1059,7 +1184,6 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, Str
   auto* dev_lengths = reinterpret_cast<std::int32_t*>(base + ws.lengths);
   void* x_rev = base + ws.x_rev;
   void* y_scratch = base + ws.y;
-  const auto cuda_stream = static_cast<cudaStream_t>(stream);
 
   CULSTM_CUDA_CHECK(cudnn_kernels::store_lengths(lengths, B, static_cast<std::int32_t>(T), dev_lengths, cuda_stream),
                     "store_lengths launch");
@@ -1086,7 +1210,13 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, Str
 
   StreamGuard stream_guard;
   CULSTM_RETURN_IF_ERROR(stream_guard.enter(ctx.handle.get(), cuda_stream));
-  if (need_tuning) CULSTM_RETURN_IF_ERROR(tune(ctx, *me, key, sizes, call, cuda_stream, &algo));
+  if (need_tuning) {
+    Call timed = call;  // the candidates' runs write scratch: only the chosen algorithm's run below writes outputs
+    timed.y = y_scratch;
+    timed.h_n = call.h_n != nullptr ? base + ws.h_tune : nullptr;
+    timed.c_n = call.c_n != nullptr ? base + ws.c_tune : nullptr;
+    CULSTM_RETURN_IF_ERROR(tune(ctx, *me, key, sizes, timed, cuda_stream, &algo));
+  }
   Outcome o;
   CULSTM_RETURN_IF_ERROR(run(ctx, *me, algo, call, &o));
   if (!o.ok() && o.is_refusal() && options_.cudnn_algo == CudnnAlgo::kAuto && algo != CudnnAlgo::kStandard &&
@@ -1103,6 +1233,11 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, Str
       return error(StatusCode::kNotSupported, "backend cudnn: ", cudnn_algo_name(algo),
                    options_.cudnn_algo == CudnnAlgo::kAuto ? " (auto's choice)" : " (options.cudnn_algo)",
                    " refuses B=", B, " T=", T, " with these lengths: ", o.text());
+    }
+    if (o.status == CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER) {
+      return error(StatusCode::kInvalidArgument, "backend cudnn: cuDNN wants its tensors more aligned than their ",
+                   dtype_size(spec_.dtype), "-byte elements (pass 256-byte aligned x, h0, c0, y, h_n, c_n): ",
+                   o.text());
     }
     return error(StatusCode::kCudnnError, "backend cudnn: ", o.text());
   }

@@ -15,6 +15,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "cudnn/cudnn_backend.h"
@@ -165,6 +166,7 @@ struct CallStyle {
   bool want_y = true;
   std::size_t workspace_misalign = 0;  // pass workspace + this many bytes (tests the backend's own alignment)
   cudaStream_t stream = nullptr;
+  bool pending_error = false;  // leave a CUDA error pending (a failed cudaMalloc) right before forward
 };
 
 // Runs `model` (a GPU model) on `in` with outputs poisoned (0xff: NaN in every float type). `status` is forward's.
@@ -190,6 +192,10 @@ void run_gpu(const Model& model, Context& ctx, const Inputs& in, const CallStyle
                                style.want_y ? y.get() : nullptr, h_n.get(), c_n.get());
   args.workspace = static_cast<char*>(ws.get()) + style.workspace_misalign;
   args.workspace_bytes = bytes;
+  if (style.pending_error) {
+    void* impossible = nullptr;
+    ASSERT_NE(cudaMalloc(&impossible, std::size_t{1} << 62), cudaSuccess);
+  }
   *status = forward(ctx, model, args, style.stream);
   CULSTM_ASSERT_CUDA(cudaStreamSynchronize(style.stream));
   CULSTM_ASSERT_CUDA(cudaGetLastError());
@@ -208,6 +214,12 @@ struct Errors {
 };
 Errors compare(const std::vector<float>& got, const std::vector<float>& want) {
   Errors e;
+  if (got.size() != want.size()) {  // run_gpu stopped early (a failed CUDA call): everything counts as unwritten
+    ADD_FAILURE() << "compared " << got.size() << " elements with " << want.size();
+    e.non_finite = want.size();
+    e.rel_l2 = e.max_abs = INFINITY;
+    return e;
+  }
   double d2 = 0.0, r2 = 0.0;
   for (std::size_t k = 0; k < want.size(); ++k) {
     if (!std::isfinite(got[k])) {
@@ -281,8 +293,9 @@ Inputs make_inputs(const Case& c, const LstmSpec& spec, std::mt19937& rng) {
 
 // Checks one case: the cudnn backend against the reference. `ctx` may be null (a new Context is made) or a Context
 // of another cudnn model (Contexts serve any model of their backend and device). Returns false when cuDNN refuses
-// the case (the reason is printed), true when it ran (and was checked).
-bool check_case(const Case& c, std::unique_ptr<Context>* shared_ctx, const CallStyle& style = CallStyle()) {
+// the case (the reason is printed, and kept in `refusal` if given), true when it ran (and was checked).
+bool check_case(const Case& c, std::unique_ptr<Context>* shared_ctx, const CallStyle& style = CallStyle(),
+                std::string* refusal = nullptr) {
   SCOPED_TRACE(c.name());
   const LstmSpec spec = c.spec();
   std::mt19937 rng(static_cast<unsigned>(std::hash<std::string>()(c.name())));
@@ -298,6 +311,7 @@ bool check_case(const Case& c, std::unique_ptr<Context>* shared_ctx, const CallS
   const Status created = Model::create(spec, weights, options, &model);
   if (created.code() == StatusCode::kNotSupported) {
     std::printf("  [cudnn refuses] %s: %s\n", c.name().c_str(), created.message().c_str());
+    if (refusal != nullptr) *refusal = created.message();
     return false;
   }
   EXPECT_TRUE(created.ok()) << created.to_string();
@@ -316,8 +330,10 @@ bool check_case(const Case& c, std::unique_ptr<Context>* shared_ctx, const CallS
   EXPECT_TRUE(ref.ok()) << ref.to_string();
   Status st;
   run_gpu(*model, *ctx, in, style, &st, &got);
+  if (::testing::Test::HasFatalFailure()) return false;  // a CUDA call failed: reported, nothing to compare
   if (st.code() == StatusCode::kNotSupported && c.algo != CudnnAlgo::kStandard) {
     std::printf("  [cudnn refuses] %s: %s\n", c.name().c_str(), st.message().c_str());
+    if (refusal != nullptr) *refusal = st.message();
     return false;
   }
   EXPECT_TRUE(st.ok()) << st.to_string();
@@ -449,28 +465,56 @@ TEST(CudnnBackendGpu, OmittedYUnalignedWorkspaceAndOwnStream) {
   CULSTM_ASSERT_CUDA(cudaStreamDestroy(stream));
 }
 
-// Every explicit algorithm either matches the reference or is refused with kNotSupported naming it.
+int compute_capability_major() {
+  int device = 0, major = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+    return 0;
+  }
+  return major;
+}
+
+// Every explicit algorithm either matches the reference or is refused with kNotSupported naming it; full and
+// varied lengths, with and without a cell clip. At least one persistent algorithm must run the small unidirectional
+// f16 model on sm_80 and later (PyTorch picks persist_static_small_h for that very configuration), so that this
+// test cannot pass with every persistent algorithm refused for a reason of ours.
 TEST(CudnnBackendGpu, EveryAlgorithmMatchesOrIsRefusedByName) {
   CULSTM_SKIP_WITHOUT_CUDNN();
+  int persistent_ran_small_f16 = 0;
   for (DType dtype : {DType::kF32, DType::kF16}) {
     for (Direction dir : {Direction::kForward, Direction::kBidirectional}) {
       for (CudnnAlgo algo : {CudnnAlgo::kStandard, CudnnAlgo::kPersistStatic, CudnnAlgo::kPersistStaticSmallH,
                              CudnnAlgo::kPersistDynamic}) {
-        Case c;
-        c.dtype = dtype;
-        c.dir = dir;
-        c.algo = algo;
-        c.input = 32;
-        c.hidden = 64;
-        c.layers = 2;
-        c.B = 8;
-        c.T = 16;
-        const bool ran = check_case(c, nullptr);
-        if (algo == CudnnAlgo::kStandard) {
-          EXPECT_TRUE(ran);
+        for (int variant = 0; variant < 3; ++variant) {  // full lengths; varied lengths; full with a cell clip
+          Case c;
+          c.dtype = dtype;
+          c.dir = dir;
+          c.algo = algo;
+          c.input = 32;
+          c.hidden = 64;
+          c.layers = 2;
+          c.B = 8;
+          c.T = 16;
+          c.varied_lengths = variant == 1;
+          c.clip = variant == 2 ? 0.3f : 0.0f;
+          std::string refusal;
+          const bool ran = check_case(c, nullptr, CallStyle(), &refusal);
+          if (HasFatalFailure()) return;
+          if (algo == CudnnAlgo::kStandard) {
+            EXPECT_TRUE(ran) << c.name();
+          } else if (!ran) {
+            EXPECT_NE(refusal.find(cudnn_algo_name(algo)), std::string::npos)
+                << c.name() << ": a refusal must name the algorithm: " << refusal;
+          } else if (dtype == DType::kF16 && dir == Direction::kForward && variant == 0) {
+            ++persistent_ran_small_f16;
+          }
         }
       }
     }
+  }
+  if (compute_capability_major() >= 8) {
+    EXPECT_GE(persistent_ran_small_f16, 1)
+        << "no persistent cuDNN algorithm ran a unidirectional f16 LSTM with H = 64 and full lengths";
   }
 }
 
@@ -488,7 +532,8 @@ TEST(CudnnBackendGpu, AutoTunesOncePerShapeAndReportsIt) {
   options.max_seq_len = 20;
   std::shared_ptr<const Model> model;
   ASSERT_TRUE(Model::create(spec, weights, options, &model).ok());
-  std::printf("%s", model->plan().explain().c_str());
+  const std::string plan = model->plan().explain();
+  std::printf("%s", plan.c_str());
   std::unique_ptr<Context> ctx;
   ASSERT_TRUE(Context::create(*model, &ctx).ok());
   Case c;
@@ -502,29 +547,150 @@ TEST(CudnnBackendGpu, AutoTunesOncePerShapeAndReportsIt) {
   in.with_h0 = in.with_c0 = false;
   in.h0.clear();
   in.c0.clear();
+  const Tolerance tol = tolerance_for(spec);
+  auto expect_close = [&](const Outputs& got, const Outputs& want, const char* what) {
+    for (const auto& [name, g, w] : {std::tuple<const char*, const std::vector<float>*, const std::vector<float>*>{
+                                         "y", &got.y, &want.y},
+                                     {"h_n", &got.h_n, &want.h_n},
+                                     {"c_n", &got.c_n, &want.c_n}}) {
+      const Errors e = compare(*g, *w);
+      EXPECT_EQ(e.non_finite, 0u) << what << " " << name;
+      EXPECT_LE(e.rel_l2, tol.rel_l2) << what << " " << name;
+      EXPECT_LE(e.max_abs, tol.max_abs) << what << " " << name;
+    }
+  };
   Outputs want, got;
   ASSERT_TRUE(run_reference(spec, weights, in, &want).ok());
+  std::string report, first_report;
   for (int call = 0; call < 3; ++call) {  // the first call tunes, the others reuse the choice
     Status st;
     run_gpu(*model, *ctx, in, CallStyle(), &st, &got);
+    ASSERT_FALSE(HasFatalFailure());
     ASSERT_TRUE(st.ok()) << st.to_string();
-    const Errors e = compare(got.y, want.y);
-    EXPECT_EQ(e.non_finite, 0u);
-    EXPECT_LE(e.rel_l2, tolerance_for(spec).rel_l2) << "call " << call;
+    expect_close(got, want, call == 0 ? "tuning call" : "tuned call");
+    ASSERT_TRUE(cudnn_tuning_report(*model, &report).ok());
+    if (call == 0) first_report = report;
+    EXPECT_EQ(report, first_report) << "the shape was tuned again on call " << call;
   }
-  std::string report;
-  ASSERT_TRUE(cudnn_tuning_report(*model, &report).ok());
   std::printf("  tuning report:\n%s", report.c_str());
   EXPECT_NE(report.find("B=8 T=20 lengths=full"), std::string::npos) << report;
+  // More than one algorithm available for the spec: the first call timed at least two of them.
+  const std::size_t listed = plan.find("times the legal ones [");
+  ASSERT_NE(listed, std::string::npos) << plan;
+  const std::string legal = plan.substr(listed, plan.find(']', listed) - listed);
+  if (legal.find(',') != std::string::npos) {
+    std::size_t timed = 0;
+    for (std::size_t at = report.find(" ms"); at != std::string::npos; at = report.find(" ms", at + 1)) ++timed;
+    EXPECT_GE(timed, 2u) << "auto had several algorithms to time but timed fewer than two:\n" << report;
+  }
   // Varied lengths are a new key (some persistent algorithms take no variable lengths).
   in.lengths = {20, 3, 7, 1, 20, 19, 2, 5};
   ASSERT_TRUE(run_reference(spec, weights, in, &want).ok());
   Status st;
   run_gpu(*model, *ctx, in, CallStyle(), &st, &got);
+  ASSERT_FALSE(HasFatalFailure());
   ASSERT_TRUE(st.ok()) << st.to_string();
-  EXPECT_LE(compare(got.y, want.y).rel_l2, tolerance_for(spec).rel_l2);
+  expect_close(got, want, "mixed lengths");
   ASSERT_TRUE(cudnn_tuning_report(*model, &report).ok());
   EXPECT_NE(report.find("B=8 T=20 lengths=mixed"), std::string::npos) << report;
+}
+
+// Under stream capture: an explicit algorithm is captured and replays the reference's result; auto on a shape it
+// has not tuned yet is refused with InvalidArgument before anything is enqueued (the caller's graph stays empty and
+// the capture valid).
+TEST(CudnnBackendGpu, StreamCapture) {
+  CULSTM_SKIP_WITHOUT_CUDNN();
+  Case c;
+  c.dir = Direction::kBidirectional;
+  c.varied_lengths = true;
+  c.layers = 2;
+  const LstmSpec spec = c.spec();
+  std::mt19937 rng(17);
+  const Weights weights = testing_util::random_weights(spec, rng, 0.5f);
+  const Inputs in = make_inputs(c, spec, rng);
+  Outputs want;
+  ASSERT_TRUE(run_reference(spec, weights, in, &want).ok());
+
+  cudaStream_t stream = nullptr;
+  CULSTM_ASSERT_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  for (CudnnAlgo algo : {CudnnAlgo::kStandard, CudnnAlgo::kAuto}) {
+    SCOPED_TRACE(cudnn_algo_name(algo));
+    ModelOptions options;
+    options.backend = Backend::kCudnn;
+    options.max_batch = c.B;
+    options.max_seq_len = c.T;
+    options.cudnn_algo = algo;
+    std::shared_ptr<const Model> model;
+    const Status created = Model::create(spec, weights, options, &model);
+    ASSERT_TRUE(created.ok()) << created.to_string();
+    std::unique_ptr<Context> ctx;
+    ASSERT_TRUE(Context::create(*model, &ctx).ok());
+    const Shapes s = shapes_of(spec, in.T, in.B);
+    const std::size_t e = dtype_size(spec.dtype);
+    const std::vector<std::uint8_t> hx = encode(in.x, spec.dtype), hh0 = encode(in.h0, spec.dtype),
+                                    hc0 = encode(in.c0, spec.dtype);
+    DeviceBytes x, h0, c0, y, h_n, c_n, ws;
+    CULSTM_ASSERT_CUDA(x.init(hx.size(), hx.data()));
+    CULSTM_ASSERT_CUDA(h0.init(hh0.size(), hh0.data()));
+    CULSTM_ASSERT_CUDA(c0.init(hc0.size(), hc0.data()));
+    CULSTM_ASSERT_CUDA(y.init(static_cast<std::size_t>(s.y) * e, nullptr, 0xff));
+    CULSTM_ASSERT_CUDA(h_n.init(static_cast<std::size_t>(s.h) * e, nullptr, 0xff));
+    CULSTM_ASSERT_CUDA(c_n.init(static_cast<std::size_t>(s.c) * e, nullptr, 0xff));
+    std::size_t bytes = 0;
+    ASSERT_TRUE(model->workspace_size(in.B, in.T, &bytes).ok());
+    CULSTM_ASSERT_CUDA(ws.init(bytes));
+    ForwardArgs args = make_args(spec, in, MemoryKind::kDevice, x.get(), h0.get(), c0.get(), y.get(), h_n.get(),
+                                 c_n.get());
+    args.workspace = ws.get();
+    args.workspace_bytes = bytes;
+    if (algo == CudnnAlgo::kStandard) {
+      // Warm up outside the capture (first use of cuDNN's kernels may load modules), then capture and replay.
+      ASSERT_TRUE(forward(*ctx, *model, args, stream).ok());
+      CULSTM_ASSERT_CUDA(cudaStreamSynchronize(stream));
+      CULSTM_ASSERT_CUDA(cudaMemsetAsync(y.get(), 0xff, static_cast<std::size_t>(s.y) * e, stream));
+      CULSTM_ASSERT_CUDA(cudaMemsetAsync(h_n.get(), 0xff, static_cast<std::size_t>(s.h) * e, stream));
+      CULSTM_ASSERT_CUDA(cudaMemsetAsync(c_n.get(), 0xff, static_cast<std::size_t>(s.c) * e, stream));
+    }
+    CULSTM_ASSERT_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    const Status st = forward(*ctx, *model, args, stream);
+    cudaGraph_t graph = nullptr;
+    CULSTM_ASSERT_CUDA(cudaStreamEndCapture(stream, &graph));
+    std::size_t nodes = 0;
+    CULSTM_ASSERT_CUDA(cudaGraphGetNodes(graph, nullptr, &nodes));
+    if (algo == CudnnAlgo::kAuto) {
+      EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.to_string();
+      EXPECT_EQ(nodes, 0u) << "a refused call left work in the caller's graph";
+      CULSTM_ASSERT_CUDA(cudaGraphDestroy(graph));
+      continue;
+    }
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    EXPECT_GT(nodes, 0u);
+    cudaGraphExec_t exec = nullptr;
+    CULSTM_ASSERT_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+    CULSTM_ASSERT_CUDA(cudaGraphLaunch(exec, stream));
+    CULSTM_ASSERT_CUDA(cudaStreamSynchronize(stream));
+    CULSTM_ASSERT_CUDA(cudaGraphExecDestroy(exec));
+    CULSTM_ASSERT_CUDA(cudaGraphDestroy(graph));
+    cudaError_t err = cudaSuccess;
+    Outputs got;
+    got.y = decode(y.download(&err), spec.dtype);
+    CULSTM_ASSERT_CUDA(err);
+    got.h_n = decode(h_n.download(&err), spec.dtype);
+    CULSTM_ASSERT_CUDA(err);
+    got.c_n = decode(c_n.download(&err), spec.dtype);
+    CULSTM_ASSERT_CUDA(err);
+    const Tolerance tol = tolerance_for(spec);
+    for (const auto& [name, g, w] : {std::tuple<const char*, const std::vector<float>*, const std::vector<float>*>{
+                                         "y", &got.y, &want.y},
+                                     {"h_n", &got.h_n, &want.h_n},
+                                     {"c_n", &got.c_n, &want.c_n}}) {
+      const Errors er = compare(*g, *w);
+      EXPECT_EQ(er.non_finite, 0u) << name;
+      EXPECT_LE(er.rel_l2, tol.rel_l2) << name;
+      EXPECT_LE(er.max_abs, tol.max_abs) << name;
+    }
+  }
+  CULSTM_ASSERT_CUDA(cudaStreamDestroy(stream));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -581,6 +747,36 @@ TEST(CudnnBackendGpu, ZeroLengthIsNotSupportedAndWritesNothing) {
   EXPECT_NE(st.message().find("lengths[1] = 0"), std::string::npos) << st.message();
   for (float v : got.y) ASSERT_TRUE(std::isnan(v)) << "y written although forward failed";
   for (float v : got.h_n) ASSERT_TRUE(std::isnan(v)) << "h_n written although forward failed";
+  for (float v : got.c_n) ASSERT_TRUE(std::isnan(v)) << "c_n written although forward failed";
+}
+
+// An error that earlier CUDA work left pending is reported as such before anything is enqueued, and cleared.
+TEST(CudnnBackendGpu, PendingErrorOfTheCallerIsReportedBeforeEnqueuing) {
+  CULSTM_SKIP_WITHOUT_CUDNN();
+  Case c;
+  const LstmSpec spec = c.spec();
+  std::mt19937 rng(6);
+  const Weights weights = testing_util::random_weights(spec, rng);
+  ModelOptions options;
+  options.backend = Backend::kCudnn;
+  options.cudnn_algo = CudnnAlgo::kStandard;
+  std::shared_ptr<const Model> model;
+  ASSERT_TRUE(Model::create(spec, weights, options, &model).ok());
+  std::unique_ptr<Context> ctx;
+  ASSERT_TRUE(Context::create(*model, &ctx).ok());
+  const Inputs in = make_inputs(c, spec, rng);
+  CallStyle style;
+  style.pending_error = true;
+  Status st;
+  Outputs got;
+  run_gpu(*model, *ctx, in, style, &st, &got);
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(st.code(), StatusCode::kCudaError) << st.to_string();
+  EXPECT_NE(st.message().find("pending"), std::string::npos) << st.to_string();
+  for (float v : got.y) ASSERT_TRUE(std::isnan(v)) << "y written although forward failed";
+  style.pending_error = false;
+  run_gpu(*model, *ctx, in, style, &st, &got);
+  EXPECT_TRUE(st.ok()) << st.to_string();
 }
 
 }  // namespace
