@@ -314,14 +314,16 @@ CULSTM_HD void persistent_layer_program(const PersistentLayerParams& p, int bloc
   const PersistentSmemLayout layout = persistent_smem_layout(p.dims, p.tiling, sizeof(T));
   const BlockSmem<T> sm = block_smem<T>(smem_base, layout);
   const BlockSlice s = block_slice(p, block);
-  T* h_buffers[2] = {static_cast<T*>(p.h[0]) + s.d * p.h_stride, static_cast<T*>(p.h[1]) + s.d * p.h_stride};
+  // Two named pointers chosen by a select (not an array indexed by step % 2, which puts the array on the stack).
+  T* const h_even = static_cast<T*>(p.h[0]) + s.d * p.h_stride;
+  T* const h_odd = static_cast<T*>(p.h[1]) + s.d * p.h_stride;
 
   persistent_load_weights<T>(p, s, sm, team);
   persistent_load_state<T>(p, s, sm, team);
   team.sync_grid();
   for (long long step = 0; step < p.steps; ++step) {
-    const T* h_cur = h_buffers[step % 2];
-    T* h_next = h_buffers[(step + 1) % 2];
+    const T* h_cur = (step & 1) ? h_odd : h_even;
+    T* h_next = (step & 1) ? h_even : h_odd;
     persistent_recurrent<Chunk>(p, s, sm, step, h_cur, team);
     persistent_cell<T>(p, s, sm, step, h_cur, h_next, team);
     team.sync_grid();
@@ -330,7 +332,7 @@ CULSTM_HD void persistent_layer_program(const PersistentLayerParams& p, int bloc
       team.sync_grid();
     }
   }
-  persistent_store_final<T>(p, s, sm, h_buffers[p.steps % 2], team);
+  persistent_store_final<T>(p, s, sm, (p.steps & 1) ? h_odd : h_even, team);
 }
 
 }  // namespace kernels

@@ -77,7 +77,9 @@ class CublasScope {
     if (!saved_) return;
     cublasSetMathMode(handle_, math_);
     cublasSetPointerMode(handle_, pointer_mode_);
-    if (stream_ != current_) cublasSetStream(handle_, stream_);
+    // Always: besides the stream, this drops the caller's workspace slice from the handle (cuBLAS's own pool again),
+    // so the handle never keeps a pointer into memory the caller may free.
+    cublasSetStream(handle_, stream_);
   }
   Status enter(cudaStream_t stream, void* workspace, std::size_t workspace_bytes) {
     CULSTM_CUBLAS_CHECK(cublasGetStream(handle_, &stream_));
@@ -265,11 +267,12 @@ Status check_device_pointer(const char* name, const void* ptr, int device, std::
   if (device < 0) return Status::Ok();
   cudaPointerAttributes attr{};
   const cudaError_t err = cudaPointerGetAttributes(&attr, ptr);
-  if (err != cudaSuccess) {
+  if (err == cudaErrorInvalidValue) {
     cudaGetLastError();  // not sticky; keep it out of the next launch check
     return error(StatusCode::kDeviceMismatch, name, ": expected device memory, and CUDA does not know the address (",
                  cudaGetErrorName(err), ")");
   }
+  if (err != cudaSuccess) return cuda_status(err, "cudaPointerGetAttributes");  // e.g. a broken context
   if (attr.type == cudaMemoryTypeUnregistered) {
     return error(StatusCode::kDeviceMismatch, name,
                  ": expected device memory, got host memory that is not registered with CUDA");
@@ -277,6 +280,12 @@ Status check_device_pointer(const char* name, const void* ptr, int device, std::
   if (attr.type == cudaMemoryTypeDevice && attr.device != device) {
     return error(StatusCode::kDeviceMismatch, name, ": expected memory of device ", device,
                  " (the model's), got memory of device ", attr.device);
+  }
+  // Pinned host and managed memory: the kernels and cuBLAS use the caller's address itself, which is right only
+  // where the device maps the memory at that same address (not so for registered memory on every platform).
+  if ((attr.type == cudaMemoryTypeHost || attr.type == cudaMemoryTypeManaged) && attr.devicePointer != ptr) {
+    return error(StatusCode::kDeviceMismatch, name, ": pinned or managed host memory that device ", device,
+                 " does not map at the same address (pass its device pointer, cudaHostGetDevicePointer)");
   }
   return Status::Ok();
 }
@@ -333,6 +342,8 @@ class CudaBackend final : public BackendImpl {
  private:
   // Alignment of every tensor, and (when `query_pointers`) that each is memory of the model's device.
   Status check_memory(const ForwardArgs& args, bool query_pointers) const;
+  // That a stream the caller created belongs to the model's device (the special handles always do).
+  Status check_stream_device(cudaStream_t stream, bool query) const;
   // Sets the Context's cuBLAS handle up for `stream` (CublasScope, which the caller holds) and the workspace.
   Status configure_cublas(CublasScope& scope, const ForwardArgs& args, const stepwise::RunShape& shape,
                           cudaStream_t stream) const;
@@ -365,6 +376,17 @@ Status CudaBackend::check_memory(const ForwardArgs& args, bool query_pointers) c
   return check_device_pointer("workspace", args.workspace, dev, stepwise::kWorkspaceAlignment);
 }
 
+Status CudaBackend::check_stream_device(cudaStream_t stream, bool query) const {
+  if (!query || stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread) return Status::Ok();
+  int device = -1;
+  CULSTM_CUDA_CHECK(cudaStreamGetDevice(stream, &device));
+  if (device != options_.device) {
+    return error(StatusCode::kDeviceMismatch, "stream: expected a stream of device ", options_.device,
+                 " (the model's), got one of device ", device);
+  }
+  return Status::Ok();
+}
+
 Status CudaBackend::configure_cublas(CublasScope& scope, const ForwardArgs& args, const stepwise::RunShape& shape,
                                      cudaStream_t stream) const {
   const stepwise::StepwiseLayout ws = stepwise::stepwise_layout(spec_, shape.batch, shape.seq_len, cublas_bytes_);
@@ -381,16 +403,22 @@ Status CudaBackend::forward(ContextImpl& ctx_impl, const ForwardArgs& args, Stre
   auto& ctx = static_cast<CudaContext&>(ctx_impl);  // forward() in model.cpp checked ctx.backend() == kCuda
   DeviceGuard guard;
   CULSTM_RETURN_IF_ERROR(guard.enter(options_.device));
+  CULSTM_RETURN_IF_ERROR(check_no_pending_error("cuda"));
   const cudaStream_t s = stream;
   // Is the caller capturing this stream into a graph of its own? Then our launches simply go into that graph:
   // no graph of ours, and no query that a capture might not allow.
   cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
-  if (cudaStreamIsCapturing(s, &capturing) != cudaSuccess) {
-    cudaGetLastError();  // e.g. the legacy stream while another thread captures: treat as capturing
-    capturing = cudaStreamCaptureStatusActive;
+  const cudaError_t capture_query = cudaStreamIsCapturing(s, &capturing);
+  if (capture_query == cudaErrorStreamCaptureImplicit) {
+    cudaGetLastError();
+    return error(StatusCode::kInvalidArgument, "stream: the legacy default stream cannot be used while another "
+                 "stream of device ", options_.device, " is being captured (CUDA makes it wait on that capture); "
+                 "pass a stream created with cudaStreamNonBlocking");
   }
+  CULSTM_CUDA_CHECK(capture_query);
   const bool caller_captures = capturing != cudaStreamCaptureStatusNone;
   CULSTM_RETURN_IF_ERROR(check_memory(args, /*query_pointers=*/!caller_captures));
+  CULSTM_RETURN_IF_ERROR(check_stream_device(s, /*query=*/!caller_captures));
   const stepwise::RunShape shape = stepwise::run_shape(spec_, args);
 
   bool use_graph = false;
@@ -446,13 +474,16 @@ Status CudaBackend::run_graph(CudaContext& ctx, const ForwardArgs& args, const s
   bool updated = false;
   if (ctx.exec != nullptr) {
     cudaGraphExecUpdateResultInfo info{};
-    if (cudaGraphExecUpdate(ctx.exec, graph, &info) == cudaSuccess) {
+    const cudaError_t update = cudaGraphExecUpdate(ctx.exec, graph, &info);
+    if (update == cudaSuccess) {
       updated = true;
       ++ctx.stats.updates;
-    } else {
+    } else if (update == cudaErrorGraphExecUpdateFailure) {
       cudaGetLastError();  // another topology (other shape, steps, optional tensors): instantiate anew
       cudaGraphExecDestroy(ctx.exec);
       ctx.exec = nullptr;
+    } else {
+      return cuda_status(update, "cudaGraphExecUpdate");
     }
   }
   if (!updated) {

@@ -19,6 +19,18 @@ inline Status cublas_status(cublasStatus_t st, const char* what) {
                        ")");
 }
 
+// An error some earlier CUDA work of the caller's thread left pending (cudaPeekAtLastError): reported (and
+// cleared) before a call enqueues anything, so that no launch check of ours later reports it as our kernel's failure
+// after part of the work was enqueued. A sticky error (a broken context) cannot be cleared and fails again.
+inline Status check_no_pending_error(const char* backend) {
+  const cudaError_t pending = cudaPeekAtLastError();
+  if (pending == cudaSuccess) return Status::Ok();
+  cudaGetLastError();
+  return detail::error(StatusCode::kCudaError, "backend ", backend,
+                       ": an error from earlier CUDA work on this thread was pending (nothing was enqueued; the error "
+                       "is now cleared): ", cudaGetErrorName(pending), " (", cudaGetErrorString(pending), ")");
+}
+
 // The last launch's error (cudaGetLastError), naming the kernel.
 inline Status check_launch(const char* kernel) {
   return cuda_status(cudaGetLastError(), kernel);

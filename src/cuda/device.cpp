@@ -56,10 +56,13 @@ std::string build_info() {
   }
   out += detail::str("cuda_architectures: ", CULSTM_CUDA_ARCHITECTURES, "\n");
   int major = 0, minor = 0, patch = 0;
-  cublasGetProperty(MAJOR_VERSION, &major);
-  cublasGetProperty(MINOR_VERSION, &minor);
-  cublasGetProperty(PATCH_LEVEL, &patch);
-  out += detail::str("cublas: ", major, ".", minor, ".", patch, "\n");
+  const cublasStatus_t cublas = cublasGetProperty(MAJOR_VERSION, &major);
+  if (cublas == CUBLAS_STATUS_SUCCESS && cublasGetProperty(MINOR_VERSION, &minor) == CUBLAS_STATUS_SUCCESS &&
+      cublasGetProperty(PATCH_LEVEL, &patch) == CUBLAS_STATUS_SUCCESS) {
+    out += detail::str("cublas: ", major, ".", minor, ".", patch, "\n");
+  } else {
+    out += detail::str("cublas: unavailable (", cublasGetStatusName(cublas), ")\n");
+  }
 #if CULSTM_WITH_CUDNN
   const std::size_t cudnn = cudnnGetVersion();
   out += detail::str("cudnn: ", cudnn / 10000, ".", (cudnn % 10000) / 100, ".", cudnn % 100, " (built against ",

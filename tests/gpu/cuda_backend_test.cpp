@@ -1150,6 +1150,57 @@ TEST(CudaBackend, RefusesHostMemory) {
       << "y written by a refused call";
 }
 
+// An error that earlier CUDA work of the caller's thread left pending is reported as such before anything is
+// enqueued (not as a failure of one of our kernels after part of the work ran), and cleared: the next call works.
+TEST(CudaBackend, PendingErrorOfTheCallerIsReportedBeforeEnqueuing) {
+  CULSTM_SKIP_WITHOUT_GPU();
+  const Fixture f = rich_fixture(DType::kF32, 14);
+  const auto model = make_model(Backend::kCuda, f.spec, f.weights);
+  ASSERT_TRUE(model);
+  GpuCall call;
+  ASSERT_TRUE(call.init(*model, f.in));
+  auto ctx = make_context(*model, CudaGraphMode::kOff);
+  ASSERT_TRUE(ctx);
+  CULSTM_ASSERT_CUDA(cudaMemset(call.args().y.data, 0x5A, call.args().y.bytes()));
+  void* impossible = nullptr;
+  ASSERT_NE(cudaMalloc(&impossible, std::size_t{1} << 62), cudaSuccess);  // leaves cudaErrorMemoryAllocation pending
+  Status st = forward(*ctx, *model, call.args(), nullptr);
+  EXPECT_EQ(st.code(), StatusCode::kCudaError) << st.to_string();
+  EXPECT_NE(st.message().find("pending"), std::string::npos) << st.to_string();
+  CULSTM_ASSERT_CUDA(cudaDeviceSynchronize());
+  std::vector<std::uint8_t> y(call.args().y.bytes());
+  CULSTM_ASSERT_CUDA(cudaMemcpy(y.data(), call.args().y.data, y.size(), cudaMemcpyDeviceToHost));
+  EXPECT_TRUE(std::all_of(y.begin(), y.end(), [](std::uint8_t v) { return v == 0x5A; })) << "y written";
+  st = forward(*ctx, *model, call.args(), nullptr);
+  EXPECT_TRUE(st.ok()) << st.to_string();
+  CULSTM_ASSERT_CUDA(cudaDeviceSynchronize());
+}
+
+// The legacy default stream while another (blocking) stream of the device is being captured: CUDA makes the legacy
+// stream wait on that capture, so the call is refused before anything is enqueued.
+TEST(CudaBackend, LegacyStreamDuringAnotherCaptureIsRefused) {
+  CULSTM_SKIP_WITHOUT_GPU();
+  const Fixture f = rich_fixture(DType::kF32, 15);
+  const auto model = make_model(Backend::kCuda, f.spec, f.weights);
+  ASSERT_TRUE(model);
+  GpuCall call;
+  ASSERT_TRUE(call.init(*model, f.in));
+  auto ctx = make_context(*model, CudaGraphMode::kOff);
+  ASSERT_TRUE(ctx);
+  cudaStream_t blocking = nullptr;
+  CULSTM_ASSERT_CUDA(cudaStreamCreate(&blocking));
+  CULSTM_ASSERT_CUDA(cudaStreamBeginCapture(blocking, cudaStreamCaptureModeRelaxed));
+  const Status st = forward(*ctx, *model, call.args(), nullptr);
+  cudaGraph_t graph = nullptr;
+  const cudaError_t ended = cudaStreamEndCapture(blocking, &graph);
+  if (graph != nullptr) cudaGraphDestroy(graph);
+  cudaGetLastError();
+  CULSTM_ASSERT_CUDA(cudaStreamDestroy(blocking));
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.to_string();
+  EXPECT_NE(st.message().find("legacy default stream"), std::string::npos) << st.to_string();
+  EXPECT_EQ(ended, cudaSuccess) << "the refused call invalidated the other capture: " << cudaGetErrorString(ended);
+}
+
 TEST(CudaBackend, RestoresTheCallersDevice) {
   CULSTM_SKIP_WITHOUT_GPU();
   const Fixture f = rich_fixture(DType::kF32, 13);
