@@ -70,6 +70,9 @@ if [[ $configure_rc -eq 0 ]]; then
   [[ $build_rc -eq 0 ]] && built=1
 fi
 echo "== build: $([[ $built == 1 ]] && echo ok || echo FAILED, see build.log in the tarball) ($(elapsed)s)"
+if ! grep -q '^CULSTM_WITH_CUDNN:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
+  echo "== WARNING: built WITHOUT cuDNN: no cuDNN baseline column (set CUDNN_ROOT=<site-packages>/nvidia/cudnn)"
+fi
 # cuDNN from PyTorch's wheel: let it find its sub-libraries (libcudnn_adv.so.9 ...) next to libcudnn.so.9.
 cudnn_lib=$(sed -n 's/^CUDNN_LIBRARY:FILEPATH=//p' "$build/CMakeCache.txt" 2>/dev/null)
 if [[ -n "$cudnn_lib" ]]; then
@@ -149,3 +152,5 @@ echo "bundle: $bundle_dir/bench-$stamp.tar.gz"
 if [[ -s "$res/results.md" ]]; then
   sed -n '1,/^## Cross-block/p' "$res/results.md" | head -n 70
 fi
+# Non-zero when no result came out of the run (the printed "exit:" lines say which step).
+[[ $built == 1 && -s "$res/results.md" ]]

@@ -1,7 +1,8 @@
 # FindCUDNN: cuDNN 9 headers and library.
 # Searched, in order: CUDNN_ROOT (CMake or environment variable), CUDNN_PATH, the CUDA toolkit's own directories,
-# the system paths, and the `nvidia/cudnn` folder of Python's site-packages (the wheel PyTorch ships with), so a
-# machine whose only cuDNN comes with PyTorch works without flags.
+# the `nvidia/cudnn` folder of Python's site-packages (the wheel PyTorch ships with), then the system paths, so a
+# machine whose only cuDNN comes with PyTorch works without flags. The library is taken from the header's root
+# when it has one, so that header and library always come from the same install.
 # Result: CUDNN_FOUND, CUDNN_VERSION, CUDNN_INCLUDE_DIR, CUDNN_LIBRARY and the imported target CUDNN::cudnn.
 include(FindPackageHandleStandardArgs)
 
@@ -35,7 +36,14 @@ endif()
 
 find_path(CUDNN_INCLUDE_DIR NAMES cudnn_version.h HINTS ${_cudnn_hints} PATH_SUFFIXES include targets/x86_64-linux/include)
 # Wheels ship only libcudnn.so.9, no unversioned link name.
-find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 HINTS ${_cudnn_hints}
+# The library from the same root as the header first (a wheel has only libcudnn.so.9, and a plain NAMES search
+# would take an unversioned libcudnn.so of another install anywhere before it), then each hint directory in order.
+if(CUDNN_INCLUDE_DIR AND NOT CUDNN_LIBRARY)
+  get_filename_component(_cudnn_root "${CUDNN_INCLUDE_DIR}" DIRECTORY)
+  find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 NAMES_PER_DIR HINTS "${_cudnn_root}"
+               PATH_SUFFIXES lib lib64 lib/x64 targets/x86_64-linux/lib NO_DEFAULT_PATH)
+endif()
+find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 NAMES_PER_DIR HINTS ${_cudnn_hints}
              PATH_SUFFIXES lib lib64 lib/x64 targets/x86_64-linux/lib)
 
 if(CUDNN_INCLUDE_DIR AND EXISTS "${CUDNN_INCLUDE_DIR}/cudnn_version.h")

@@ -86,9 +86,7 @@ class CublasScope {
     CULSTM_CUBLAS_CHECK(cublasGetPointerMode(handle_, &pointer_mode_));
     CULSTM_CUBLAS_CHECK(cublasGetMathMode(handle_, &math_));
     saved_ = true;
-    current_ = stream_;
     CULSTM_CUBLAS_CHECK(cublasSetStream(handle_, stream));
-    current_ = stream;
     CULSTM_CUBLAS_CHECK(cublasSetWorkspace(handle_, workspace, workspace_bytes));
     CULSTM_CUBLAS_CHECK(cublasSetPointerMode(handle_, CUBLAS_POINTER_MODE_HOST));
     CULSTM_CUBLAS_CHECK(cublasSetMathMode(handle_, CUBLAS_DEFAULT_MATH));
@@ -99,7 +97,6 @@ class CublasScope {
   cublasHandle_t handle_;
   bool saved_ = false;
   cudaStream_t stream_ = nullptr;
-  cudaStream_t current_ = nullptr;
   cublasPointerMode_t pointer_mode_ = CUBLAS_POINTER_MODE_HOST;
   cublasMath_t math_ = CUBLAS_DEFAULT_MATH;
 };

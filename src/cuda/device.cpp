@@ -56,9 +56,10 @@ std::string build_info() {
   }
   out += detail::str("cuda_architectures: ", CULSTM_CUDA_ARCHITECTURES, "\n");
   int major = 0, minor = 0, patch = 0;
-  const cublasStatus_t cublas = cublasGetProperty(MAJOR_VERSION, &major);
-  if (cublas == CUBLAS_STATUS_SUCCESS && cublasGetProperty(MINOR_VERSION, &minor) == CUBLAS_STATUS_SUCCESS &&
-      cublasGetProperty(PATCH_LEVEL, &patch) == CUBLAS_STATUS_SUCCESS) {
+  cublasStatus_t cublas = cublasGetProperty(MAJOR_VERSION, &major);
+  if (cublas == CUBLAS_STATUS_SUCCESS) cublas = cublasGetProperty(MINOR_VERSION, &minor);
+  if (cublas == CUBLAS_STATUS_SUCCESS) cublas = cublasGetProperty(PATCH_LEVEL, &patch);
+  if (cublas == CUBLAS_STATUS_SUCCESS) {
     out += detail::str("cublas: ", major, ".", minor, ".", patch, "\n");
   } else {
     out += detail::str("cublas: unavailable (", cublasGetStatusName(cublas), ")\n");

@@ -40,6 +40,7 @@
 #include <utility>
 #include <vector>
 
+#include "../cuda/cuda_status.h"
 #include "../float16.h"
 #include "cudnn_kernels.h"
 #endif
@@ -97,8 +98,18 @@ std::size_t align_up(std::size_t v) { return (v + kAlign - 1) / kAlign * kAlign;
 // the RNN API returns for a combination it does not take. The BAD_PARAM sub-codes about pointers, streams, shapes
 // or descriptors (NULL_POINTER, MISALIGNED_POINTER, STREAM_MISMATCH, SHAPE_MISMATCH, ...) mean misuse: a bug of ours
 // or an argument of the caller's, reported as such, never skipped as a refusal.
+// cuDNN unable to run here at all (its libraries, the driver, the runtime, the GPU): not about any configuration.
+bool environment_failure(cudnnStatus_t st) {
+  const int code = static_cast<int>(st);
+  return CUDNN_STATUS_CATEGORY(code) == 1000 /* NOT_INITIALIZED, SUBLIBRARY_* ... */ ||
+         code == CUDNN_STATUS_NOT_SUPPORTED_INCOMPATIBLE_CUDA_DRIVER ||
+         code == CUDNN_STATUS_NOT_SUPPORTED_INCOMPATIBLE_CUDART || code == CUDNN_STATUS_NOT_SUPPORTED_ARCH_MISMATCH ||
+         code == CUDNN_STATUS_NOT_SUPPORTED_SUBLIBRARY_UNAVAILABLE;
+}
+
 bool refused(cudnnStatus_t st) {
   const int code = static_cast<int>(st);
+  if (environment_failure(st)) return false;
   if (CUDNN_STATUS_CATEGORY(code) == CUDNN_STATUS_NOT_SUPPORTED) return true;
   return code == CUDNN_STATUS_BAD_PARAM || code == 2001 /* CUDNN_STATUS_INVALID_VALUE, deprecated */ ||
          code == CUDNN_STATUS_BAD_PARAM_OUT_OF_BOUND;
@@ -118,6 +129,7 @@ Status cudnn_error(cudnnStatus_t st, const char* call) {
 }
 
 Status cuda_error(cudaError_t err, const char* what) {
+  cudaGetLastError();  // consumed where it is reported (cuda_status.h)
   return error(StatusCode::kCudaError, "backend cudnn: ", what, ": ", cudaGetErrorName(err), " (",
                cudaGetErrorString(err), ")");
 }
@@ -332,9 +344,11 @@ const char* data_type_name(cudnnDataType_t t) {
   }
 }
 
-const char* math_type_name(cudnnMathType_t t) {
+const char* math_type_name(cudnnMathType_t t, cudnnDataType_t data) {
   switch (t) {
-    case CUDNN_DEFAULT_MATH: return "CUDNN_DEFAULT_MATH (tf32 allowed)";
+    case CUDNN_DEFAULT_MATH:
+      return data == CUDNN_DATA_FLOAT ? "CUDNN_DEFAULT_MATH (tf32 allowed)"
+                                      : "CUDNN_DEFAULT_MATH (CUDNN_TENSOR_OP_MATH was refused for this data type)";
     case CUDNN_TENSOR_OP_MATH: return "CUDNN_TENSOR_OP_MATH";
     case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return "CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION";
     case CUDNN_FMA_MATH: return "CUDNN_FMA_MATH (no tensor cores, no tf32)";
@@ -706,6 +720,9 @@ Status CudnnBackend::init(const Weights& weights) {
     if (!o.ok()) {
       st.desc.reset();
       if (a == 0) {  // standard serves every spec cuDNN can express: a refusal there is about the spec itself
+        if (environment_failure(o.status)) {
+          return error(StatusCode::kBackendUnavailable, "backend cudnn: cuDNN cannot run here: ", o.text());
+        }
         if (o.is_refusal()) {
           const std::string option =
               spec_.dtype != DType::kF32 ? str("dtype ", dtype_name(spec_.dtype)) : std::string("this spec");
@@ -725,7 +742,10 @@ Status CudnnBackend::init(const Weights& weights) {
     }
     const Status packed_here = pack(a, weights, m_desc.get(), b_desc.get(), &packed);
     if (!packed_here.ok()) {
-      if (a == 0) return packed_here;
+      // The algorithm asked for, or a CUDA failure (e.g. out of memory): the caller gets that error as it is.
+      if (a == 0 || options_.cudnn_algo != CudnnAlgo::kAuto || packed_here.code() == StatusCode::kCudaError) {
+        return packed_here;
+      }
       // Unexpected for a layout cuDNN itself reported, and not worth failing the Model for: standard runs the spec.
       st.legal = false;
       st.why_not = str("its weight layout: ", packed_here.message());
@@ -764,7 +784,7 @@ Status CudnnBackend::init(const Weights& weights) {
       ": cudnnRNNForward(CUDNN_FWD_MODE_INFERENCE), CUDNN_LSTM, ",
       config_.bias_mode == CUDNN_RNN_DOUBLE_BIAS ? "CUDNN_RNN_DOUBLE_BIAS" : "CUDNN_RNN_NO_BIAS", ", ",
       config_.dir_mode == CUDNN_BIDIRECTIONAL ? "CUDNN_BIDIRECTIONAL" : "CUDNN_UNIDIRECTIONAL", ", data ",
-      data_type_name(config_.data_type), ", math precision CUDNN_DATA_FLOAT, ", math_type_name(config_.math_type),
+      data_type_name(config_.data_type), ", math precision CUDNN_DATA_FLOAT, ", math_type_name(config_.math_type, config_.data_type),
       ", padded IO ",
       config_.layout == CUDNN_RNN_DATA_LAYOUT_BATCH_MAJOR_UNPACKED ? "BATCH_MAJOR_UNPACKED" : "SEQ_MAJOR_UNPACKED",
       config_.clip ? str(", cell clip MINMAX [-", config_.clip_value, ", ", config_.clip_value, "]") : std::string(),
@@ -885,8 +905,7 @@ void CudnnBackend::sizes_for(std::int64_t batch, std::int64_t steps, ShapeSizes*
 WorkspaceLayout CudnnBackend::layout_for(std::int64_t batch, std::int64_t steps, const ShapeSizes& sizes) const {
   WorkspaceLayout w;
   for (int a = 0; a < kNumAlgos; ++a) {
-    const bool candidate = options_.cudnn_algo == CudnnAlgo::kAuto || algo_index(options_.cudnn_algo) == a;
-    if (candidate && sizes.legal[a]) {
+    if (candidate(a) && sizes.legal[a]) {
       w.work_bytes = std::max(w.work_bytes, sizes.work[a]);
       w.reserve_bytes = std::max(w.reserve_bytes, sizes.reserve[a]);
     }
@@ -1050,7 +1069,9 @@ Status CudnnBackend::tune(CudnnContext& ctx, ModelEntry& me, const TuneKey& key,
       Outcome o;
       CULSTM_RETURN_IF_ERROR(run(ctx, me, kAlgos[a], call, &o));  // warm-up (and the dynamic build)
       if (!o.ok()) {
-        if (!o.is_refusal() && kAlgos[a] != CudnnAlgo::kPersistDynamic) {
+        // Standard takes whatever cuDNN can express, so its failure is a real one. A persistent algorithm failing
+        // (refusing these lengths, its dynamic build, or any other answer) only leaves it out of the choice.
+        if (kAlgos[a] == CudnnAlgo::kStandard) {
           return error(StatusCode::kCudnnError, "backend cudnn: ", cudnn_algo_name(kAlgos[a]), ": ", o.text());
         }
         result.skipped[a] = o.text();
@@ -1102,15 +1123,17 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, Str
 
   DeviceGuard device;
   CULSTM_RETURN_IF_ERROR(device.enter(options_.device));
-  // An error that earlier CUDA work of this thread left pending would otherwise come back from our first launch
-  // check, after part of the work was enqueued: report it (and clear it) before enqueuing anything.
-  const cudaError_t pending = cudaPeekAtLastError();
-  if (pending != cudaSuccess) {
+  CULSTM_RETURN_IF_ERROR(check_no_pending_error("cudnn"));
+  const auto cuda_stream = static_cast<cudaStream_t>(stream);
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  const cudaError_t capture_query = cudaStreamIsCapturing(cuda_stream, &capture);
+  if (capture_query == cudaErrorStreamCaptureImplicit) {
     cudaGetLastError();
-    return error(StatusCode::kCudaError, "backend cudnn: an error from earlier CUDA work on this thread was pending "
-                 "(nothing was enqueued; the error is now cleared): ", cudaGetErrorName(pending), " (",
-                 cudaGetErrorString(pending), ")");
+    return error(StatusCode::kInvalidArgument, "stream: the legacy default stream cannot be used while another "
+                 "stream of device ", options_.device, " is being captured (CUDA makes it wait on that capture); "
+                 "pass a stream created with cudaStreamNonBlocking");
   }
+  CULSTM_CUDA_CHECK(capture_query, "cudaStreamIsCapturing");
   ShapeSizes sizes;
   sizes_for(B, T, &sizes);
   const WorkspaceLayout ws = layout_for(B, T, sizes);
@@ -1139,11 +1162,8 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, Str
     }
   }
 
-  const auto cuda_stream = static_cast<cudaStream_t>(stream);
   if (need_tuning && tuning_candidates(sizes).size() > 1) {
     // Checked before anything is enqueued, so that a refused call leaves nothing in the caller's graph.
-    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    CULSTM_CUDA_CHECK(cudaStreamIsCapturing(cuda_stream, &capture), "cudaStreamIsCapturing");
     if (capture != cudaStreamCaptureStatusNone) {
       return error(StatusCode::kInvalidArgument, "backend cudnn: options.cudnn_algo = auto times the algorithms on the "
                    "first forward of B=", B, " T=", T,
@@ -1219,10 +1239,10 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, Str
   }
   Outcome o;
   CULSTM_RETURN_IF_ERROR(run(ctx, *me, algo, call, &o));
-  if (!o.ok() && o.is_refusal() && options_.cudnn_algo == CudnnAlgo::kAuto && algo != CudnnAlgo::kStandard &&
-      sizes.legal[0]) {
-    // auto's choice for this shape refuses these particular lengths (tuned on other ones): standard takes every
-    // length pattern. The choice of algorithm is auto's own, so this changes no result the caller asked for.
+  if (!o.ok() && options_.cudnn_algo == CudnnAlgo::kAuto && algo != CudnnAlgo::kStandard && sizes.legal[0]) {
+    // auto's choice for this shape fails these particular lengths (tuned on other ones): standard takes every
+    // length pattern, and sees the same pointers (so a misuse still surfaces there). The choice of algorithm is
+    // auto's own, so this changes no result the caller asked for.
     algo = CudnnAlgo::kStandard;
     CULSTM_RETURN_IF_ERROR(run(ctx, *me, algo, call, &o));
   }

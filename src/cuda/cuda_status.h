@@ -1,0 +1,45 @@
+// Internal: CUDA runtime and cuBLAS return codes as culstm::Status (DESIGN.md §4: every code is checked). No macros
+// here, so that the cudnn backend (which has its own CHECK macros) can share these functions.
+#pragma once
+
+#include <cublas_api.h>
+#include <cuda_runtime_api.h>
+
+#include "../detail.h"
+
+namespace culstm {
+
+// A failed runtime call also becomes the thread's "last error"; it is consumed here, where it is reported, so that
+// it is not reported a second time (check_no_pending_error) as if someone else had left it.
+inline Status cuda_status(cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return Status::Ok();
+  cudaGetLastError();
+  return detail::error(StatusCode::kCudaError, what, ": ", cudaGetErrorName(err), " (", cudaGetErrorString(err), ")");
+}
+
+inline Status cublas_status(cublasStatus_t st, const char* what) {
+  if (st == CUBLAS_STATUS_SUCCESS) return Status::Ok();
+  return detail::error(StatusCode::kCublasError, what, ": ", cublasGetStatusName(st), " (", cublasGetStatusString(st),
+                       ")");
+}
+
+// An error some earlier CUDA work of the caller's thread left pending (cudaPeekAtLastError): reported (and
+// cleared, where CUDA allows) before a call enqueues anything, so that no launch check of ours later reports it as
+// our kernel's failure after part of the work was enqueued. A sticky error (the context is unusable) stays.
+inline Status check_no_pending_error(const char* backend) {
+  const cudaError_t pending = cudaPeekAtLastError();
+  if (pending == cudaSuccess) return Status::Ok();
+  cudaGetLastError();
+  const bool sticky = cudaPeekAtLastError() != cudaSuccess;
+  return detail::error(StatusCode::kCudaError, "backend ", backend,
+                       ": an error from earlier CUDA work on this thread was pending (nothing was enqueued; ",
+                       sticky ? "the error is sticky: this CUDA context is unusable" : "the error is now cleared",
+                       "): ", cudaGetErrorName(pending), " (", cudaGetErrorString(pending), ")");
+}
+
+// The last launch's error (cudaGetLastError), naming the kernel.
+inline Status check_launch(const char* kernel) {
+  return cuda_status(cudaGetLastError(), kernel);
+}
+
+}  // namespace culstm
