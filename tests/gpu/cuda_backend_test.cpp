@@ -1201,6 +1201,90 @@ TEST(CudaBackend, LegacyStreamDuringAnotherCaptureIsRefused) {
   EXPECT_EQ(ended, cudaSuccess) << "the refused call invalidated the other capture: " << cudaGetErrorString(ended);
 }
 
+// Managed memory and pinned host memory (cudaMallocManaged, cudaHostAlloc) are used by kernels at the caller's own
+// address: accepted, with results bit for bit those of device memory. Memory registered with cudaHostRegister is
+// accepted exactly where the device maps it at the same address, and refused with DeviceMismatch elsewhere.
+TEST(CudaBackend, ManagedPinnedAndRegisteredMemory) {
+  CULSTM_SKIP_WITHOUT_GPU();
+  const Fixture f = rich_fixture(DType::kF32, 16);
+  const auto model = make_model(Backend::kCuda, f.spec, f.weights);
+  ASSERT_TRUE(model);
+  GpuCall call;
+  ASSERT_TRUE(call.init(*model, f.in));
+  auto ctx = make_context(*model, CudaGraphMode::kOff);
+  ASSERT_TRUE(ctx);
+  ASSERT_TRUE(call.run(*ctx, *model, nullptr).ok());
+  Outputs want;
+  ASSERT_TRUE(call.download(nullptr, &want));
+
+  const ForwardArgs device_args = call.args();
+  const TensorView* inputs[] = {&device_args.x, &device_args.h0, &device_args.c0};
+  const TensorView* outputs[] = {&device_args.y, &device_args.h_n, &device_args.c_n};
+  enum class Kind { kManaged, kPinned, kRegistered };
+  for (Kind kind : {Kind::kManaged, Kind::kPinned, Kind::kRegistered}) {
+    const char* name = kind == Kind::kManaged ? "managed" : kind == Kind::kPinned ? "pinned" : "registered";
+    SCOPED_TRACE(name);
+    std::vector<void*> buffers;
+    std::vector<std::vector<std::uint8_t>> registered_storage;
+    auto allocate = [&](std::size_t bytes) -> void* {
+      void* p = nullptr;
+      if (kind == Kind::kManaged) {
+        if (cudaMallocManaged(&p, bytes) != cudaSuccess) return nullptr;
+      } else if (kind == Kind::kPinned) {
+        if (cudaHostAlloc(&p, bytes, cudaHostAllocDefault) != cudaSuccess) return nullptr;
+      } else {
+        registered_storage.emplace_back(bytes);
+        p = registered_storage.back().data();
+        if (cudaHostRegister(p, bytes, cudaHostRegisterDefault) != cudaSuccess) return nullptr;
+      }
+      buffers.push_back(p);
+      return p;
+    };
+    ForwardArgs args = device_args;
+    bool ok = true;
+    for (int k = 0; k < 3 && ok; ++k) {  // inputs: copied from the device buffers
+      if (inputs[k]->data == nullptr) continue;
+      void* p = allocate(inputs[k]->bytes());
+      ok = p != nullptr && cudaMemcpy(p, inputs[k]->data, inputs[k]->bytes(), cudaMemcpyDefault) == cudaSuccess;
+      TensorView* target = k == 0 ? &args.x : k == 1 ? &args.h0 : &args.c0;
+      target->data = p;
+    }
+    for (int k = 0; k < 3 && ok; ++k) {  // outputs: poisoned
+      void* p = allocate(outputs[k]->bytes());
+      ok = p != nullptr && cudaMemset(p, 0xFF, outputs[k]->bytes()) == cudaSuccess;
+      TensorView* target = k == 0 ? &args.y : k == 1 ? &args.h_n : &args.c_n;
+      target->data = p;
+    }
+    EXPECT_TRUE(ok) << "allocation or copy failed";
+    if (ok) {
+      bool same_address = true;
+      for (void* p : buffers) {
+        cudaPointerAttributes attr{};
+        same_address = same_address && cudaPointerGetAttributes(&attr, p) == cudaSuccess && attr.devicePointer == p;
+      }
+      const Status st = forward(*ctx, *model, args, nullptr);
+      CULSTM_ASSERT_CUDA(cudaDeviceSynchronize());
+      if (kind != Kind::kRegistered || same_address) {
+        EXPECT_TRUE(st.ok()) << st.to_string();
+        const std::pair<const TensorView*, const std::vector<std::uint8_t>*> results[] = {
+            {&args.y, &want.y_raw}, {&args.h_n, &want.h_n_raw}, {&args.c_n, &want.c_n_raw}};
+        for (const auto& [view, expected] : results) {
+          std::vector<std::uint8_t> got(view->bytes());
+          CULSTM_ASSERT_CUDA(cudaMemcpy(got.data(), view->data, got.size(), cudaMemcpyDefault));
+          EXPECT_TRUE(got == *expected) << "differs from the run on device memory";
+        }
+      } else {
+        EXPECT_EQ(st.code(), StatusCode::kDeviceMismatch) << st.to_string();
+      }
+    }
+    for (void* p : buffers) {
+      if (kind == Kind::kManaged) cudaFree(p);
+      if (kind == Kind::kPinned) cudaFreeHost(p);
+      if (kind == Kind::kRegistered) cudaHostUnregister(p);
+    }
+  }
+}
+
 TEST(CudaBackend, RestoresTheCallersDevice) {
   CULSTM_SKIP_WITHOUT_GPU();
   const Fixture f = rich_fixture(DType::kF32, 13);
