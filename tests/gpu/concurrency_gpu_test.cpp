@@ -138,6 +138,14 @@ TEST_P(ConcurrencyGpuTest, EightThreadsEightStreamsShareOneModel) {
     for (std::size_t k = 0; k < jobs.size(); ++k) {
       const std::string err = run_job(*model, *ctx, buf, k, stream, &jobs[k].expected);
       ASSERT_EQ(err, "") << "T=" << jobs[k].T << " B=" << jobs[k].B;
+      // Outputs start as 0xFF bytes (NaN in f32, the spec's dtype), a value no computation here produces: the
+      // reference for the threads must have every element written, or unwritten elements would compare equal.
+      const std::vector<std::uint8_t>& e = jobs[k].expected;
+      bool poison_left = false;
+      for (std::size_t i = 0; i + 4 <= e.size() && !poison_left; i += 4) {
+        poison_left = e[i] == 0xFF && e[i + 1] == 0xFF && e[i + 2] == 0xFF && e[i + 3] == 0xFF;
+      }
+      ASSERT_FALSE(poison_left) << "job " << k << ": the single-threaded run left outputs unwritten";
     }
     CULSTM_ASSERT_CUDA(cudaStreamDestroy(stream));
   }

@@ -32,6 +32,7 @@
 
 #include "gpu_test_util.h"
 #include "io/array.h"
+#include "persistent_traits.h"
 #include "test_util.h"
 
 namespace culstm {
@@ -115,7 +116,10 @@ class DeviceMemory {
  public:
   DeviceMemory() = default;
   explicit DeviceMemory(std::size_t bytes) : bytes_(bytes) {
-    if (bytes > 0 && cudaMalloc(&ptr_, bytes) != cudaSuccess) ptr_ = nullptr;
+    if (bytes > 0 && cudaMalloc(&ptr_, bytes) != cudaSuccess) {
+      ptr_ = nullptr;
+      cudaGetLastError();  // reported through ok(); not left pending for the library's next forward()
+    }
   }
   ~DeviceMemory() {
     if (ptr_) cudaFree(ptr_);
@@ -786,10 +790,19 @@ TEST(CudaBackend, AutoBackendPicksCudaWithAStepwisePlan) {
   ASSERT_TRUE(model);
   EXPECT_EQ(model->backend(), Backend::kCuda);
   const std::string plan = model->plan().explain();
-  // No timing of the persistent engine exists yet (kernels/persistent_traits.h): auto runs stepwise and says why.
-  EXPECT_NE(plan.find("engine=stepwise"), std::string::npos) << plan;
-  EXPECT_NE(plan.find("no timing on sm_"), std::string::npos) << plan;
   ASSERT_EQ(model->plan().steps().size(), 4u);
+  // Without a recorded timing for this GPU (kernels/persistent_traits.h), auto runs stepwise and says why; with
+  // one, the plan cites it (persistent up to the measured batch, stepwise beyond: max_batch here is 64).
+  int major = 0, minor = 0;
+  CULSTM_ASSERT_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
+  CULSTM_ASSERT_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0));
+  const kernels::PersistentTraits* traits = kernels::persistent_traits(major, minor);
+  if (traits == nullptr || traits->faster_up_to_batch == 0) {
+    EXPECT_NE(plan.find("engine=stepwise"), std::string::npos) << plan;
+    EXPECT_NE(plan.find("no timing on sm_"), std::string::npos) << plan;
+  } else {
+    EXPECT_NE(plan.find("measured faster"), std::string::npos) << plan;
+  }
 }
 
 TEST(CudaBackend, RepeatedRunsAreBitwiseIdentical) {
@@ -918,13 +931,30 @@ TEST(CudaBackend, GraphModeFromEnvironment) {
   ASSERT_TRUE(model);
   GpuCall call;
   ASSERT_TRUE(call.init(*model, f.in));
+  // Puts back the caller's value (or its absence) however the test ends: a leaked "on" would change later tests.
+  struct EnvRestore {
+    bool had = false;
+    std::string old;
+    EnvRestore() {
+      if (const char* v = std::getenv("CULSTM_CUDA_GRAPHS")) {
+        had = true;
+        old = v;
+      }
+    }
+    ~EnvRestore() {
+      if (had) {
+        setenv("CULSTM_CUDA_GRAPHS", old.c_str(), 1);
+      } else {
+        unsetenv("CULSTM_CUDA_GRAPHS");
+      }
+    }
+  } restore;
   ASSERT_EQ(setenv("CULSTM_CUDA_GRAPHS", "off", 1), 0);
   std::unique_ptr<Context> off;
   ASSERT_TRUE(Context::create(*model, &off).ok());
   ASSERT_EQ(setenv("CULSTM_CUDA_GRAPHS", "on", 1), 0);
   std::unique_ptr<Context> on;
   ASSERT_TRUE(Context::create(*model, &on).ok());
-  ASSERT_EQ(unsetenv("CULSTM_CUDA_GRAPHS"), 0);
   for (int k = 0; k < 3; ++k) {
     ASSERT_TRUE(call.run(*off, *model, nullptr).ok());
     ASSERT_TRUE(call.run(*on, *model, nullptr).ok());
@@ -1046,7 +1076,10 @@ TEST_P(CudaBackendEngine, ForwardDoesNotSynchronizeTheCallersStream) {
     const cudaError_t busy = cudaStreamQuery(stream);
     cudaGetLastError();  // cudaErrorNotReady is expected; keep it out of later checks
     gate.open.store(1);
+    // Drained before anything can end the test: the host function reads `gate`, a local of this loop body.
+    const cudaError_t drained = cudaStreamSynchronize(stream);
     ASSERT_TRUE(st.ok()) << st.to_string();
+    CULSTM_ASSERT_CUDA(drained);
     EXPECT_EQ(busy, cudaErrorNotReady) << "forward returned only after the stream drained";
     EXPECT_LT(seconds, 2.0) << "forward blocked the host";
     Outputs got;
@@ -1224,21 +1257,51 @@ TEST(CudaBackend, ManagedPinnedAndRegisteredMemory) {
   for (Kind kind : {Kind::kManaged, Kind::kPinned, Kind::kRegistered}) {
     const char* name = kind == Kind::kManaged ? "managed" : kind == Kind::kPinned ? "pinned" : "registered";
     SCOPED_TRACE(name);
-    std::vector<void*> buffers;
-    std::vector<std::vector<std::uint8_t>> registered_storage;
-    auto allocate = [&](std::size_t bytes) -> void* {
+    // Every buffer is released however the test ends; registered memory is whole pages of its own (two
+    // registrations never share a page).
+    struct Buffer {
+      Kind kind;
       void* p = nullptr;
-      if (kind == Kind::kManaged) {
-        if (cudaMallocManaged(&p, bytes) != cudaSuccess) return nullptr;
-      } else if (kind == Kind::kPinned) {
-        if (cudaHostAlloc(&p, bytes, cudaHostAllocDefault) != cudaSuccess) return nullptr;
-      } else {
-        registered_storage.emplace_back(bytes);
-        p = registered_storage.back().data();
-        if (cudaHostRegister(p, bytes, cudaHostRegisterDefault) != cudaSuccess) return nullptr;
+      ~Buffer() {
+        if (p == nullptr) return;
+        if (kind == Kind::kManaged) cudaFree(p);
+        if (kind == Kind::kPinned) cudaFreeHost(p);
+        if (kind == Kind::kRegistered) {
+          cudaHostUnregister(p);
+          std::free(p);
+        }
       }
-      buffers.push_back(p);
-      return p;
+    };
+    std::vector<std::unique_ptr<Buffer>> owned;
+    std::vector<void*> buffers;
+    auto allocate = [&](std::size_t bytes) -> void* {
+      auto b = std::make_unique<Buffer>();
+      b->kind = kind;
+      cudaError_t err = cudaSuccess;
+      if (kind == Kind::kManaged) {
+        err = cudaMallocManaged(&b->p, bytes);
+      } else if (kind == Kind::kPinned) {
+        err = cudaHostAlloc(&b->p, bytes, cudaHostAllocDefault);
+      } else {
+        const std::size_t page = 4096;
+        const std::size_t rounded = (bytes + page - 1) / page * page;
+        void* raw = std::aligned_alloc(page, rounded);
+        if (raw == nullptr) return nullptr;
+        err = cudaHostRegister(raw, rounded, cudaHostRegisterDefault);
+        if (err != cudaSuccess) {
+          std::free(raw);
+        } else {
+          b->p = raw;
+        }
+      }
+      if (err != cudaSuccess) {
+        cudaGetLastError();
+        ADD_FAILURE() << "allocation: " << cudaGetErrorName(err);
+        return nullptr;
+      }
+      buffers.push_back(b->p);
+      owned.push_back(std::move(b));
+      return buffers.back();
     };
     ForwardArgs args = device_args;
     bool ok = true;
@@ -1249,9 +1312,14 @@ TEST(CudaBackend, ManagedPinnedAndRegisteredMemory) {
       TensorView* target = k == 0 ? &args.x : k == 1 ? &args.h0 : &args.c0;
       target->data = p;
     }
-    for (int k = 0; k < 3 && ok; ++k) {  // outputs: poisoned
+    for (int k = 0; k < 3 && ok; ++k) {  // outputs: poisoned (host memory by the host, managed by the device)
       void* p = allocate(outputs[k]->bytes());
-      ok = p != nullptr && cudaMemset(p, 0xFF, outputs[k]->bytes()) == cudaSuccess;
+      ok = p != nullptr;
+      if (ok && kind == Kind::kManaged) {
+        ok = cudaMemset(p, 0xFF, outputs[k]->bytes()) == cudaSuccess && cudaDeviceSynchronize() == cudaSuccess;
+      } else if (ok) {
+        std::memset(p, 0xFF, outputs[k]->bytes());
+      }
       TensorView* target = k == 0 ? &args.y : k == 1 ? &args.h_n : &args.c_n;
       target->data = p;
     }
@@ -1277,25 +1345,37 @@ TEST(CudaBackend, ManagedPinnedAndRegisteredMemory) {
         EXPECT_EQ(st.code(), StatusCode::kDeviceMismatch) << st.to_string();
       }
     }
-    for (void* p : buffers) {
-      if (kind == Kind::kManaged) cudaFree(p);
-      if (kind == Kind::kPinned) cudaFreeHost(p);
-      if (kind == Kind::kRegistered) cudaHostUnregister(p);
-    }
   }
 }
 
+// forward() runs on the model's device and leaves the caller's current device as it found it. Needs two GPUs: with
+// one, the model's device is the current one and nothing would need restoring.
 TEST(CudaBackend, RestoresTheCallersDevice) {
   CULSTM_SKIP_WITHOUT_GPU();
+  int count = 0;
+  CULSTM_ASSERT_CUDA(cudaGetDeviceCount(&count));
+  if (count < 2) GTEST_SKIP() << "needs 2 GPUs (the model on device 0, the caller's current device 1)";
+  CULSTM_ASSERT_CUDA(cudaSetDevice(0));
   const Fixture f = rich_fixture(DType::kF32, 13);
-  const auto model = make_model(Backend::kCuda, f.spec, f.weights);
+  const auto model = make_model(Backend::kCuda, f.spec, f.weights);  // options.device = 0
   ASSERT_TRUE(model);
-  int before = -1, after = -1;
-  CULSTM_ASSERT_CUDA(cudaGetDevice(&before));
-  Outputs got;
-  ASSERT_TRUE(run_gpu(*model, f.in, &got));
-  CULSTM_ASSERT_CUDA(cudaGetDevice(&after));
-  EXPECT_EQ(before, after);
+  GpuCall call;
+  ASSERT_TRUE(call.init(*model, f.in));
+  auto ctx = make_context(*model, CudaGraphMode::kOff);
+  ASSERT_TRUE(ctx);
+  cudaStream_t stream = nullptr;
+  CULSTM_ASSERT_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));  // a stream of device 0
+  CULSTM_ASSERT_CUDA(cudaSetDevice(1));
+  const Status st = forward(*ctx, *model, call.args(), stream);
+  int after = -1;
+  const cudaError_t got_device = cudaGetDevice(&after);
+  CULSTM_ASSERT_CUDA(cudaSetDevice(0));
+  const cudaError_t drained = cudaStreamSynchronize(stream);
+  CULSTM_ASSERT_CUDA(cudaStreamDestroy(stream));
+  ASSERT_TRUE(st.ok()) << st.to_string();
+  CULSTM_ASSERT_CUDA(got_device);
+  CULSTM_ASSERT_CUDA(drained);
+  EXPECT_EQ(after, 1) << "forward left another device current";
 }
 
 }  // namespace
