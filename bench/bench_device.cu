@@ -40,23 +40,61 @@ __global__ void fill_kernel(void* data, std::size_t n, int type, float scale, st
   }
 }
 
-__global__ void count_kernel(const void* data, std::size_t n, int type, unsigned long long* counts) {
+__device__ __forceinline__ float load_as_float(const void* data, std::size_t k, int type) {
+  if (type == 0) return static_cast<const float*>(data)[k];
+  if (type == 1) return __half2float(static_cast<const __half*>(data)[k]);
+  return __bfloat162float(static_cast<const __nv_bfloat16*>(data)[k]);
+}
+
+// One grid-stride pass over data (and ref); each block reduces its threads' partial results through warp shuffles
+// and shared memory and adds them with one atomic per quantity (a per-thread atomic on doubles would serialize).
+// Launched with blockDim.x a multiple of 32, at most 1024.
+__global__ void stats_kernel(const void* data, const void* ref, std::size_t n, int type, unsigned long long* counts,
+                             double* sums) {
   unsigned long long nonfinite = 0, zeros = 0;
+  double diff_sq = 0, ref_sq = 0;
   const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
   for (std::size_t k = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n; k += stride) {
-    float v;
-    if (type == 0) {
-      v = static_cast<const float*>(data)[k];
-    } else if (type == 1) {
-      v = __half2float(static_cast<const __half*>(data)[k]);
-    } else {
-      v = __bfloat162float(static_cast<const __nv_bfloat16*>(data)[k]);
-    }
+    const float v = load_as_float(data, k, type);
     nonfinite += isfinite(v) ? 0 : 1;
     zeros += v == 0.0f ? 1 : 0;
+    if (ref != nullptr) {
+      const double r = load_as_float(ref, k, type);
+      const double d = static_cast<double>(v) - r;
+      diff_sq += d * d;
+      ref_sq += r * r;
+    }
   }
-  if (nonfinite) atomicAdd(&counts[0], nonfinite);
-  if (zeros) atomicAdd(&counts[1], zeros);
+  for (int offset = 16; offset > 0; offset /= 2) {
+    nonfinite += __shfl_down_sync(0xffffffffu, nonfinite, offset);
+    zeros += __shfl_down_sync(0xffffffffu, zeros, offset);
+    diff_sq += __shfl_down_sync(0xffffffffu, diff_sq, offset);
+    ref_sq += __shfl_down_sync(0xffffffffu, ref_sq, offset);
+  }
+  __shared__ unsigned long long warp_counts[32][2];
+  __shared__ double warp_sums[32][2];
+  const unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) {
+    warp_counts[warp][0] = nonfinite;
+    warp_counts[warp][1] = zeros;
+    warp_sums[warp][0] = diff_sq;
+    warp_sums[warp][1] = ref_sq;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (unsigned w = 1; w < blockDim.x / 32; ++w) {
+      nonfinite += warp_counts[w][0];
+      zeros += warp_counts[w][1];
+      diff_sq += warp_sums[w][0];
+      ref_sq += warp_sums[w][1];
+    }
+    if (nonfinite) atomicAdd(&counts[0], nonfinite);
+    if (zeros) atomicAdd(&counts[1], zeros);
+    if (ref != nullptr) {
+      atomicAdd(&sums[0], diff_sq);
+      atomicAdd(&sums[1], ref_sq);
+    }
+  }
 }
 
 unsigned grid_for(std::size_t n) {
@@ -129,20 +167,30 @@ std::string fill_uniform(void* data, std::size_t n, ElemType t, float scale, std
   return cuda_error(cudaGetLastError(), "fill_kernel launch");
 }
 
-std::string count_special(const void* data, std::size_t n, ElemType t, std::uint64_t* nonfinite, std::uint64_t* zeros) {
-  DeviceBuffer counts;
-  std::string err = cuda_error(cudaMalloc(&counts.p, 2 * sizeof(unsigned long long)), "cudaMalloc");
+std::string output_stats(const void* data, const void* ref, std::size_t n, ElemType t, cudaStream_t stream,
+                         OutputStats* out) {
+  struct Totals {  // the device buffer's layout: two counts, then two sums
+    unsigned long long counts[2];
+    double sums[2];
+  };
+  DeviceBuffer totals;
+  std::string err = cuda_error(cudaMalloc(&totals.p, sizeof(Totals)), "cudaMalloc");
+  if (err.empty()) err = cuda_error(cudaMemsetAsync(totals.p, 0, sizeof(Totals), stream), "cudaMemsetAsync");
   if (!err.empty()) return err;
-  err = cuda_error(cudaMemset(counts.p, 0, 2 * sizeof(unsigned long long)), "cudaMemset");
+  Totals* dev = static_cast<Totals*>(totals.p);
+  if (n) stats_kernel<<<grid_for(n), 256, 0, stream>>>(data, ref, n, static_cast<int>(t), dev->counts, dev->sums);
+  err = cuda_error(cudaGetLastError(), "stats_kernel launch");
+  Totals host{};
+  if (err.empty()) {
+    err = cuda_error(cudaMemcpyAsync(&host, dev, sizeof host, cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync D2H");
+  }
+  if (err.empty()) err = cuda_error(cudaStreamSynchronize(stream), "cudaStreamSynchronize (output statistics)");
   if (!err.empty()) return err;
-  if (n) count_kernel<<<grid_for(n), 256>>>(data, n, static_cast<int>(t), static_cast<unsigned long long*>(counts.p));
-  err = cuda_error(cudaGetLastError(), "count_kernel launch");
-  if (!err.empty()) return err;
-  unsigned long long host[2] = {0, 0};
-  err = cuda_error(cudaMemcpy(host, counts.p, sizeof host, cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
-  *nonfinite = host[0];
-  *zeros = host[1];
-  return err;
+  out->nonfinite = host.counts[0];
+  out->zeros = host.counts[1];
+  out->diff_sq = host.sums[0];
+  out->ref_sq = host.sums[1];
+  return "";
 }
 
 std::string measure_gemm_tflops(const std::string& kind, int n, int runs, double* tflops) {

@@ -18,27 +18,53 @@ const char* kAlgoNames[] = {"standard", "persist_static", "persist_static_small_
 const cudnnRNNAlgo_t kAlgos[] = {CUDNN_RNN_ALGO_STANDARD, CUDNN_RNN_ALGO_PERSIST_STATIC,
                                  CUDNN_RNN_ALGO_PERSIST_STATIC_SMALL_H, CUDNN_RNN_ALGO_PERSIST_DYNAMIC};
 
-std::string check(cudnnStatus_t st, const char* what) {
-  if (st == CUDNN_STATUS_SUCCESS) return "";
-  return std::string(what) + ": " + cudnnGetErrorString(st);
-}
-std::string check(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return "";
-  return std::string(what) + ": " + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")";
+// cuDNN refusing this configuration or algorithm (recorded as "unsupported", not as a failure), decided on the
+// status code with the rule of culstm's cudnn backend (refused() in src/cudnn/cudnn_backend.cpp): the NOT_SUPPORTED
+// family, except the sub-codes that mean cuDNN cannot run on this machine at all (driver, runtime, architecture,
+// missing sub-library), plus the plain BAD_PARAM / BAD_PARAM_OUT_OF_BOUND that the RNN API returns for a combination
+// it does not take.
+bool refused(cudnnStatus_t st) {
+  const int code = static_cast<int>(st);
+  if (code == CUDNN_STATUS_NOT_SUPPORTED_INCOMPATIBLE_CUDA_DRIVER ||
+      code == CUDNN_STATUS_NOT_SUPPORTED_INCOMPATIBLE_CUDART || code == CUDNN_STATUS_NOT_SUPPORTED_ARCH_MISMATCH ||
+      code == CUDNN_STATUS_NOT_SUPPORTED_SUBLIBRARY_UNAVAILABLE) {
+    return false;
+  }
+  return CUDNN_STATUS_CATEGORY(code) == CUDNN_STATUS_NOT_SUPPORTED || code == CUDNN_STATUS_BAD_PARAM ||
+         code == CUDNN_STATUS_BAD_PARAM_OUT_OF_BOUND;
 }
 
+Outcome check(cudnnStatus_t st, const char* what) {
+  if (st == CUDNN_STATUS_SUCCESS) return {};
+  char last[512] = {0};
+  cudnnGetLastErrorString(last, sizeof last);
+  std::string msg = std::string(what) + ": " + cudnnGetErrorString(st);
+  if (last[0] != '\0') msg += std::string(" (") + last + ")";
+  return Outcome(msg, refused(st));
+}
+Outcome check(cudaError_t err, const char* what) {
+  if (err == cudaSuccess) return {};
+  return Outcome(std::string(what) + ": " + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")");
+}
+
+#define RETURN_IF_FAILED(expr)             \
+  do {                                     \
+    Outcome outcome_ = (expr);             \
+    if (!outcome_.ok()) return outcome_;   \
+  } while (0)
+
 // One handle per process (culstm_bench is single-threaded); created on first use, never destroyed.
-std::string shared_handle(cudnnHandle_t* out) {
+Outcome shared_handle(cudnnHandle_t* out) {
   static cudnnHandle_t handle = nullptr;
   if (!handle) {
-    std::string e = check(cudnnCreate(&handle), "cudnnCreate");
-    if (!e.empty()) {
+    Outcome e = check(cudnnCreate(&handle), "cudnnCreate");
+    if (!e.ok()) {
       handle = nullptr;
       return e;
     }
   }
   *out = handle;
-  return "";
+  return {};
 }
 
 cudnnDataType_t data_type(ElemType t) {
@@ -68,7 +94,7 @@ struct CudnnDirect::State {
   void* cy = nullptr;
   int* dev_seq_lengths = nullptr;
   std::size_t weight_bytes = 0, workspace_bytes = 0, reserve_bytes = 0, dropout_bytes = 0;
-  std::size_t y_elems = 0, y_bytes = 0, hy_bytes = 0, cy_bytes = 0;
+  std::size_t y_elems = 0, hy_elems = 0, cy_elems = 0, y_bytes = 0, hy_bytes = 0, cy_bytes = 0;
 
   ~State() {
     for (void* p : {dropout_states, weights, workspace, reserve, y, hy, cy, static_cast<void*>(dev_seq_lengths)}) {
@@ -97,7 +123,7 @@ bool cudnn_built() { return true; }
 CudnnDirect::CudnnDirect() : s_(new State) {}
 CudnnDirect::~CudnnDirect() = default;
 
-std::string CudnnDirect::setup(const RnnShape& shape, const std::string& algorithm, cudaStream_t stream) {
+Outcome CudnnDirect::setup(const RnnShape& shape, const std::string& algorithm, cudaStream_t stream) {
   s_.reset(new State);
   State& s = *s_;
   int algo_index = -1;
@@ -116,79 +142,71 @@ std::string CudnnDirect::setup(const RnnShape& shape, const std::string& algorit
   cudnnMathType_t math = CUDNN_TENSOR_OP_MATH;
   if (shape.dtype == ElemType::kF32) math = shape.allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
 
-  std::string e;
   s.stream = stream;
-  if ((e = shared_handle(&s.handle)) != "") return e;
-  if ((e = check(cudnnSetStream(s.handle, stream), "cudnnSetStream")) != "") return e;
-  if ((e = check(cudnnCreateDropoutDescriptor(&s.dropout), "cudnnCreateDropoutDescriptor")) != "") return e;
-  if ((e = check(cudnnDropoutGetStatesSize(s.handle, &s.dropout_bytes), "cudnnDropoutGetStatesSize")) != "") return e;
-  if ((e = check(cudaMalloc(&s.dropout_states, s.dropout_bytes), "cudaMalloc dropout states")) != "") return e;
-  if ((e = check(cudnnSetDropoutDescriptor(s.dropout, s.handle, 0.0f, s.dropout_states, s.dropout_bytes, 0),
-                 "cudnnSetDropoutDescriptor")) != "")
-    return e;
-  if ((e = check(cudnnCreateRNNDescriptor(&s.rnn), "cudnnCreateRNNDescriptor")) != "") return e;
-  if ((e = check(cudnnSetRNNDescriptor_v8(s.rnn, algo, CUDNN_LSTM, CUDNN_RNN_DOUBLE_BIAS,
-                                          D == 2 ? CUDNN_BIDIRECTIONAL : CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT, dt,
-                                          CUDNN_DATA_FLOAT, math, I, H, R, L, s.dropout, CUDNN_RNN_PADDED_IO_DISABLED),
-                 "cudnnSetRNNDescriptor_v8")) != "")
-    return e;
+  RETURN_IF_FAILED(shared_handle(&s.handle));
+  RETURN_IF_FAILED(check(cudnnSetStream(s.handle, stream), "cudnnSetStream"));
+  RETURN_IF_FAILED(check(cudnnCreateDropoutDescriptor(&s.dropout), "cudnnCreateDropoutDescriptor"));
+  RETURN_IF_FAILED(check(cudnnDropoutGetStatesSize(s.handle, &s.dropout_bytes), "cudnnDropoutGetStatesSize"));
+  RETURN_IF_FAILED(check(cudaMalloc(&s.dropout_states, s.dropout_bytes), "cudaMalloc dropout states"));
+  RETURN_IF_FAILED(check(cudnnSetDropoutDescriptor(s.dropout, s.handle, 0.0f, s.dropout_states, s.dropout_bytes, 0),
+                         "cudnnSetDropoutDescriptor"));
+  RETURN_IF_FAILED(check(cudnnCreateRNNDescriptor(&s.rnn), "cudnnCreateRNNDescriptor"));
+  RETURN_IF_FAILED(check(cudnnSetRNNDescriptor_v8(s.rnn, algo, CUDNN_LSTM, CUDNN_RNN_DOUBLE_BIAS,
+                                                  D == 2 ? CUDNN_BIDIRECTIONAL : CUDNN_UNIDIRECTIONAL,
+                                                  CUDNN_LINEAR_INPUT, dt, CUDNN_DATA_FLOAT, math, I, H, R, L,
+                                                  s.dropout, CUDNN_RNN_PADDED_IO_DISABLED),
+                         "cudnnSetRNNDescriptor_v8"));
   if (algo == CUDNN_RNN_ALGO_PERSIST_DYNAMIC) {
-    if ((e = check(cudnnBuildRNNDynamic(s.handle, s.rnn, B), "cudnnBuildRNNDynamic")) != "") return e;
+    RETURN_IF_FAILED(check(cudnnBuildRNNDynamic(s.handle, s.rnn, B), "cudnnBuildRNNDynamic"));
   }
 
   // x and y: seq-major packed (all lengths T: the same bytes as culstm's [T, B, F]).
   std::vector<int> lengths(static_cast<std::size_t>(B), T);
-  if ((e = check(cudnnCreateRNNDataDescriptor(&s.x_desc), "cudnnCreateRNNDataDescriptor")) != "") return e;
-  if ((e = check(cudnnCreateRNNDataDescriptor(&s.y_desc), "cudnnCreateRNNDataDescriptor")) != "") return e;
-  if ((e = check(cudnnSetRNNDataDescriptor(s.x_desc, dt, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_PACKED, T, B, I,
-                                           lengths.data(), nullptr),
-                 "cudnnSetRNNDataDescriptor x")) != "")
-    return e;
-  if ((e = check(cudnnSetRNNDataDescriptor(s.y_desc, dt, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_PACKED, T, B, D * R,
-                                           lengths.data(), nullptr),
-                 "cudnnSetRNNDataDescriptor y")) != "")
-    return e;
+  RETURN_IF_FAILED(check(cudnnCreateRNNDataDescriptor(&s.x_desc), "cudnnCreateRNNDataDescriptor"));
+  RETURN_IF_FAILED(check(cudnnCreateRNNDataDescriptor(&s.y_desc), "cudnnCreateRNNDataDescriptor"));
+  RETURN_IF_FAILED(check(cudnnSetRNNDataDescriptor(s.x_desc, dt, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_PACKED, T, B, I,
+                                                   lengths.data(), nullptr),
+                         "cudnnSetRNNDataDescriptor x"));
+  RETURN_IF_FAILED(check(cudnnSetRNNDataDescriptor(s.y_desc, dt, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_PACKED, T, B, D * R,
+                                                   lengths.data(), nullptr),
+                         "cudnnSetRNNDataDescriptor y"));
   const int h_dims[3] = {L * D, B, R}, h_strides[3] = {B * R, R, 1};
   const int c_dims[3] = {L * D, B, H}, c_strides[3] = {B * H, H, 1};
-  if ((e = check(cudnnCreateTensorDescriptor(&s.h_desc), "cudnnCreateTensorDescriptor")) != "") return e;
-  if ((e = check(cudnnCreateTensorDescriptor(&s.c_desc), "cudnnCreateTensorDescriptor")) != "") return e;
-  if ((e = check(cudnnSetTensorNdDescriptor(s.h_desc, dt, 3, h_dims, h_strides), "cudnnSetTensorNdDescriptor h")) !=
-      "")
-    return e;
-  if ((e = check(cudnnSetTensorNdDescriptor(s.c_desc, dt, 3, c_dims, c_strides), "cudnnSetTensorNdDescriptor c")) !=
-      "")
-    return e;
+  RETURN_IF_FAILED(check(cudnnCreateTensorDescriptor(&s.h_desc), "cudnnCreateTensorDescriptor"));
+  RETURN_IF_FAILED(check(cudnnCreateTensorDescriptor(&s.c_desc), "cudnnCreateTensorDescriptor"));
+  RETURN_IF_FAILED(
+      check(cudnnSetTensorNdDescriptor(s.h_desc, dt, 3, h_dims, h_strides), "cudnnSetTensorNdDescriptor h"));
+  RETURN_IF_FAILED(
+      check(cudnnSetTensorNdDescriptor(s.c_desc, dt, 3, c_dims, c_strides), "cudnnSetTensorNdDescriptor c"));
 
-  if ((e = check(cudnnGetRNNWeightSpaceSize(s.handle, s.rnn, &s.weight_bytes), "cudnnGetRNNWeightSpaceSize")) != "")
-    return e;
-  if ((e = check(cudnnGetRNNTempSpaceSizes(s.handle, s.rnn, CUDNN_FWD_MODE_INFERENCE, s.x_desc, &s.workspace_bytes,
-                                           &s.reserve_bytes),
-                 "cudnnGetRNNTempSpaceSizes")) != "")
-    return e;
-  if ((e = check(cudaMalloc(&s.weights, s.weight_bytes), "cudaMalloc weights")) != "") return e;
-  if (s.workspace_bytes && (e = check(cudaMalloc(&s.workspace, s.workspace_bytes), "cudaMalloc workspace")) != "")
-    return e;
-  if (s.reserve_bytes && (e = check(cudaMalloc(&s.reserve, s.reserve_bytes), "cudaMalloc reserve")) != "") return e;
+  RETURN_IF_FAILED(check(cudnnGetRNNWeightSpaceSize(s.handle, s.rnn, &s.weight_bytes), "cudnnGetRNNWeightSpaceSize"));
+  RETURN_IF_FAILED(check(cudnnGetRNNTempSpaceSizes(s.handle, s.rnn, CUDNN_FWD_MODE_INFERENCE, s.x_desc,
+                                                   &s.workspace_bytes, &s.reserve_bytes),
+                         "cudnnGetRNNTempSpaceSizes"));
+  RETURN_IF_FAILED(check(cudaMalloc(&s.weights, s.weight_bytes), "cudaMalloc weights"));
+  if (s.workspace_bytes) RETURN_IF_FAILED(check(cudaMalloc(&s.workspace, s.workspace_bytes), "cudaMalloc workspace"));
+  if (s.reserve_bytes) RETURN_IF_FAILED(check(cudaMalloc(&s.reserve, s.reserve_bytes), "cudaMalloc reserve"));
   s.y_elems = static_cast<std::size_t>(T) * B * D * R;
+  s.hy_elems = static_cast<std::size_t>(L) * D * B * R;
+  s.cy_elems = static_cast<std::size_t>(L) * D * B * H;
   s.y_bytes = s.y_elems * es;
-  s.hy_bytes = static_cast<std::size_t>(L) * D * B * R * es;
-  s.cy_bytes = static_cast<std::size_t>(L) * D * B * H * es;
-  if ((e = check(cudaMalloc(&s.y, s.y_bytes), "cudaMalloc y")) != "") return e;
-  if ((e = check(cudaMalloc(&s.hy, s.hy_bytes), "cudaMalloc hy")) != "") return e;
-  if ((e = check(cudaMalloc(&s.cy, s.cy_bytes), "cudaMalloc cy")) != "") return e;
-  if ((e = check(cudaMalloc(reinterpret_cast<void**>(&s.dev_seq_lengths), lengths.size() * sizeof(int)),
-                 "cudaMalloc seq lengths")) != "")
-    return e;
-  if ((e = check(cudaMemcpy(s.dev_seq_lengths, lengths.data(), lengths.size() * sizeof(int), cudaMemcpyHostToDevice),
-                 "cudaMemcpy seq lengths")) != "")
-    return e;
+  s.hy_bytes = s.hy_elems * es;
+  s.cy_bytes = s.cy_elems * es;
+  RETURN_IF_FAILED(check(cudaMalloc(&s.y, s.y_bytes), "cudaMalloc y"));
+  RETURN_IF_FAILED(check(cudaMalloc(&s.hy, s.hy_bytes), "cudaMalloc hy"));
+  RETURN_IF_FAILED(check(cudaMalloc(&s.cy, s.cy_bytes), "cudaMalloc cy"));
+  RETURN_IF_FAILED(check(cudaMalloc(reinterpret_cast<void**>(&s.dev_seq_lengths), lengths.size() * sizeof(int)),
+                         "cudaMalloc seq lengths"));
+  RETURN_IF_FAILED(check(cudaMemcpy(s.dev_seq_lengths, lengths.data(), lengths.size() * sizeof(int),
+                                    cudaMemcpyHostToDevice),
+                         "cudaMemcpy seq lengths"));
   // Random weights and biases in [-1/sqrt(H), 1/sqrt(H)] (PyTorch's initialisation range); the whole space at once.
   const float scale = 1.0f / std::sqrt(static_cast<float>(H));
-  if ((e = fill_uniform(s.weights, s.weight_bytes / es, shape.dtype, scale, 0xC0DEull, stream)) != "") return e;
+  RETURN_IF_FAILED(fill_uniform(s.weights, s.weight_bytes / es, shape.dtype, scale, 0xC0DEull, stream));
   return check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
 }
 
-std::string CudnnDirect::run(const void* x) {
+Outcome CudnnDirect::run(const void* x) {
   State& s = *s_;
   if (!s.rnn) return "CudnnDirect::run before a successful setup";
   return check(cudnnRNNForward(s.handle, s.rnn, CUDNN_FWD_MODE_INFERENCE, s.dev_seq_lengths, s.x_desc, x, s.y_desc,
@@ -197,8 +215,12 @@ std::string CudnnDirect::run(const void* x) {
                "cudnnRNNForward");
 }
 
-const void* CudnnDirect::y() const { return s_->y; }
+void* CudnnDirect::y() const { return s_->y; }
+void* CudnnDirect::hy() const { return s_->hy; }
+void* CudnnDirect::cy() const { return s_->cy; }
 std::size_t CudnnDirect::y_elems() const { return s_->y_elems; }
+std::size_t CudnnDirect::hy_elems() const { return s_->hy_elems; }
+std::size_t CudnnDirect::cy_elems() const { return s_->cy_elems; }
 std::size_t CudnnDirect::device_bytes() const {
   return s_->weight_bytes + s_->workspace_bytes + s_->reserve_bytes + s_->y_bytes + s_->hy_bytes + s_->cy_bytes;
 }
@@ -211,12 +233,16 @@ std::string cudnn_version_string() { return "not built (CULSTM_WITH_CUDNN=OFF)";
 bool cudnn_built() { return false; }
 CudnnDirect::CudnnDirect() : s_(new State) {}
 CudnnDirect::~CudnnDirect() = default;
-std::string CudnnDirect::setup(const RnnShape&, const std::string&, cudaStream_t) {
+Outcome CudnnDirect::setup(const RnnShape&, const std::string&, cudaStream_t) {
   return "culstm_bench was built without cuDNN (CULSTM_WITH_CUDNN=OFF)";
 }
-std::string CudnnDirect::run(const void*) { return "built without cuDNN"; }
-const void* CudnnDirect::y() const { return nullptr; }
+Outcome CudnnDirect::run(const void*) { return "built without cuDNN"; }
+void* CudnnDirect::y() const { return nullptr; }
+void* CudnnDirect::hy() const { return nullptr; }
+void* CudnnDirect::cy() const { return nullptr; }
 std::size_t CudnnDirect::y_elems() const { return 0; }
+std::size_t CudnnDirect::hy_elems() const { return 0; }
+std::size_t CudnnDirect::cy_elems() const { return 0; }
 std::size_t CudnnDirect::device_bytes() const { return 0; }
 
 #endif

@@ -39,13 +39,19 @@ class CudnnDirect {
   CudnnDirect(const CudnnDirect&) = delete;
   CudnnDirect& operator=(const CudnnDirect&) = delete;
 
-  // Descriptors, weight space (random), workspace, outputs; PERSIST_DYNAMIC also builds its kernels here. Returns
-  // "" or the failing call and cuDNN's status (e.g. "cudnnRNNForward: CUDNN_STATUS_NOT_SUPPORTED ...").
-  std::string setup(const RnnShape& shape, const std::string& algorithm, cudaStream_t stream);
+  // Descriptors, weight space (random), workspace, outputs; PERSIST_DYNAMIC also builds its kernels here. On
+  // failure: the failing call and cuDNN's status (e.g. "cudnnRNNForward: CUDNN_STATUS_NOT_SUPPORTED ..."), and
+  // `unsupported` when that status is cuDNN refusing this configuration or algorithm.
+  Outcome setup(const RnnShape& shape, const std::string& algorithm, cudaStream_t stream);
   // Enqueues one forward pass over x ([T, B, I], device) on the setup stream. No allocation.
-  std::string run(const void* x);
-  const void* y() const;
+  Outcome run(const void* x);
+  // The outputs (device memory, allocated by setup): y [T, B, D*R], hy [L*D, B, R], cy [L*D, B, H].
+  void* y() const;
+  void* hy() const;
+  void* cy() const;
   std::size_t y_elems() const;
+  std::size_t hy_elems() const;
+  std::size_t cy_elems() const;
   std::size_t device_bytes() const;  // weights + workspace + outputs it allocated
 
  private:

@@ -1,16 +1,20 @@
 // culstm_bench: times culstm's forward() against cuDNN's fastest RNN algorithm over a grid of LSTM configurations
 // (issue 6), the way DESIGN.md §6 and bench/README.md say: CUDA events on one stream, warm-up, >= 20 timed runs,
-// inputs rotated through a pool larger than L2, no allocation in the timed loop; per configuration the per-step
-// latency, TFLOP/s, the speedup over cuDNN and the ratio to the floor (FLOPs over the measured GEMM rate, bytes over
-// the measured copy bandwidth, the recurrence's per-step floor from sync_microbench). Writes a table to stdout and
-// a JSON list of records (rewritten after every configuration, so a run cut short keeps what it measured).
+// inputs rotated through a pool larger than L2, no allocation in the timed loop; every runner's outputs verified
+// before it is timed (NaN-filled outputs must be fully written, and culstm's values must match culstm's cudnn backend
+// with the standard algorithm); per configuration the per-step latency, TFLOP/s, the speedup over cuDNN and the
+// ratio to the floor (FLOPs over the measured GEMM rate, bytes over the measured copy bandwidth, the recurrence's
+// per-step floor from sync_microbench). Writes a table to stdout and a JSON list of records (rewritten after every
+// configuration, so a run cut short keeps what it measured).
 //
 //   culstm_bench [--quick] [--batch 1,8] [--hidden 512] [--steps 100] [--layers 1] [--dirs uni,bi]
 //                [--dtypes f32,bf16] [--backends cuda,cudnn] [--budget-s 300] [--json out.json] ...   (--help)
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -29,6 +33,7 @@
 
 #include "bench_device.h"
 #include "cudnn_direct.h"
+#include "cuda/cuda_backend.h"  // internal: cuda_set_graph_mode, cuda_graph_stats (recorded per culstm cuda run)
 #include "culstm/culstm.hpp"
 #include "io/json.h"
 
@@ -86,6 +91,7 @@ struct Options {
   std::int64_t input = 0;  // 0: input_size = hidden
   std::int64_t proj = 0;
   std::string math = "strict";  // strict | tf32 (f32 only)
+  std::string graphs;           // culstm cuda Contexts' CUDA-graph mode: off | auto | on; empty: the Context's default
   std::string order = "priority";
   std::string mode = "latency";  // latency: idle GPU before each call; throughput: calls back to back
   int warmup = 3;
@@ -103,6 +109,23 @@ struct Options {
   bool dry_run = false;
 };
 
+// The CUDA-graph mode of culstm's cuda Contexts, as recorded: --graphs when given (set on every Context right after
+// Context::create), else the mode Context::create picks by itself: CULSTM_CUDA_GRAPHS=off|OFF|0 -> off, on|ON|1 -> on,
+// anything else or unset -> auto (the rule of graph_mode_from_env() in src/cuda/cuda_backend.cpp).
+std::string graph_mode_name(const Options& o) {
+  if (!o.graphs.empty()) return o.graphs;
+  const char* env = std::getenv("CULSTM_CUDA_GRAPHS");
+  const std::string v = env ? env : "";
+  if (v == "0" || v == "off" || v == "OFF") return "off";
+  if (v == "1" || v == "on" || v == "ON") return "on";
+  return "auto";
+}
+
+culstm::CudaGraphMode graph_mode_value(const std::string& name) {
+  return name == "off" ? culstm::CudaGraphMode::kOff : name == "on" ? culstm::CudaGraphMode::kOn
+                                                                     : culstm::CudaGraphMode::kAuto;
+}
+
 const char* kUsage =
     "usage: culstm_bench [options]\n"
     "grid (comma-separated lists; default: the issue-6 grid):\n"
@@ -117,6 +140,8 @@ const char* kUsage =
     "  --algos LIST            cuDNN algorithms tried (standard,persist_static,persist_static_small_h,persist_dynamic;\n"
     "                          auto: culstm-cudnn's own choice)\n"
     "  --math strict|tf32      f32 math (strict: no tf32 anywhere, the default)\n"
+    "  --graphs off|auto|on    CUDA-graph mode of culstm's cuda Contexts (default: the Context's own, auto unless\n"
+    "                          CULSTM_CUDA_GRAPHS says otherwise); recorded with the graph counters of each run\n"
     "timing:\n"
     "  --warmup 3 --runs 20 --max-runs 200 --target-ms 300   runs = clamp(target / call time, runs, max-runs)\n"
     "  --mode latency|throughput   latency (default): the stream is idle before each timed call\n"
@@ -199,11 +224,18 @@ int parse_options(int argc, char** argv, Options* o) {
   };
   for (const auto& [flag, v] : given) {
     bool ok = true;
-    auto num = [&](double lo) {
+    auto num = [&](double lo) {  // a finite number >= lo
       char* end = nullptr;
       const double d = std::strtod(v.c_str(), &end);
-      ok = *end == '\0' && d >= lo;
+      ok = end != v.c_str() && *end == '\0' && std::isfinite(d) && d >= lo;
       return d;
+    };
+    auto integer = [&](long long lo) {  // a whole number in [lo, INT_MAX]: "2.5" or "1e3" is refused, not truncated
+      char* end = nullptr;
+      errno = 0;
+      const long long n = std::strtoll(v.c_str(), &end, 10);
+      ok = end != v.c_str() && *end == '\0' && errno == 0 && n >= lo && n <= INT_MAX;
+      return ok ? static_cast<int>(n) : 0;
     };
     if (flag == "--batch") ok = parse_int_list(v, &o->batch);
     else if (flag == "--hidden") ok = parse_int_list(v, &o->hidden);
@@ -221,8 +253,8 @@ int parse_options(int argc, char** argv, Options* o) {
       ok = split_list(v, &o->algos) &&
            check_names(o->algos, {"auto", "standard", "persist_static", "persist_static_small_h", "persist_dynamic"},
                        "--algos");
-    else if (flag == "--input") o->input = static_cast<std::int64_t>(num(0));
-    else if (flag == "--proj") o->proj = static_cast<std::int64_t>(num(0));
+    else if (flag == "--input") o->input = integer(0);
+    else if (flag == "--proj") o->proj = integer(0);
     else if (flag == "--math") {
       ok = v == "strict" || v == "tf32";
       o->math = v;
@@ -232,14 +264,17 @@ int parse_options(int argc, char** argv, Options* o) {
     } else if (flag == "--mode") {
       ok = v == "latency" || v == "throughput";
       o->mode = v;
+    } else if (flag == "--graphs") {
+      ok = v == "off" || v == "auto" || v == "on";
+      o->graphs = v;
     }
-    else if (flag == "--warmup") o->warmup = static_cast<int>(num(1));
-    else if (flag == "--runs") o->min_runs = static_cast<int>(num(1));
-    else if (flag == "--max-runs") o->max_runs = static_cast<int>(num(1));
+    else if (flag == "--warmup") o->warmup = integer(1);
+    else if (flag == "--runs") o->min_runs = integer(1);
+    else if (flag == "--max-runs") o->max_runs = integer(1);
     else if (flag == "--target-ms") o->target_ms = num(0);
     else if (flag == "--budget-s") o->budget_s = num(0);
     else if (flag == "--rotate-mb") o->rotate_mb = num(0);
-    else if (flag == "--device") o->device = static_cast<int>(num(0));
+    else if (flag == "--device") o->device = integer(0);
     else if (flag == "--json") o->json_path = v;
     else if (flag == "--sync-json") o->sync_json = v;
     else if (flag == "--commit") o->commit = v;
@@ -533,20 +568,32 @@ struct InputPool {
     if (!e.empty()) return e;
     return cuda_err(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
   }
-  const void* take() { return static_cast<const char*>(mem.p) + stride * (next++ % count); }
+  const void* take() { return entry(next++); }
+  const void* entry(std::size_t k) const { return static_cast<const char*>(mem.p) + stride * (k % count); }
 };
 
 // ---------------------------------------------------------------------------------------------------------------
 // Runners: one engine or algorithm of one backend, set up for one configuration.
 
+// A runner's three outputs (device memory), in the order of kOutputNames.
+struct Outputs {
+  void* p[3] = {nullptr, nullptr, nullptr};
+  std::size_t n[3] = {0, 0, 0};  // elements
+};
+const char* const kOutputNames[3] = {"y", "h_n", "c_n"};
+
 class Runner {
  public:
   virtual ~Runner() = default;
-  virtual std::string setup(const Config& c, const Options& o, cudaStream_t stream) = 0;
-  virtual std::string run(const void* x) = 0;
+  virtual Outcome setup(const Config& c, const Options& o, cudaStream_t stream) = 0;
+  virtual Outcome run(const void* x) = 0;
   virtual std::string engine() const = 0;  // what actually ran (from the plan, or the algorithm)
-  virtual const void* y() const = 0;
-  virtual std::size_t y_elems() const = 0;
+  virtual Outputs outputs() const = 0;
+  // Built from culstm's canonical Weights (the same seed for every culstm runner of a configuration), so its values
+  // can be compared with the reference; false for cuDNN called directly (random bytes in its opaque weight space).
+  virtual bool canonical_weights() const = 0;
+  // The CUDA-graph counters of its Context; false when it has none (not culstm's cuda backend).
+  virtual bool graph_stats(culstm::CudaGraphStats*) { return false; }
 };
 
 std::uint64_t splitmix(std::uint64_t& state) {
@@ -564,12 +611,22 @@ culstm::DType culstm_dtype(const std::string& d) {
   return d == "f32" ? culstm::DType::kF32 : d == "f16" ? culstm::DType::kF16 : culstm::DType::kBF16;
 }
 
+// A culstm Status as an Outcome: NotSupported, NotImplemented and BackendUnavailable mean culstm cannot serve this
+// configuration (or this engine/algorithm); every other code is a failure.
+Outcome from_status(const culstm::Status& st, const char* what) {
+  if (st.ok()) return {};
+  const culstm::StatusCode code = st.code();
+  const bool unsupported = code == culstm::StatusCode::kNotSupported || code == culstm::StatusCode::kNotImplemented ||
+                           code == culstm::StatusCode::kBackendUnavailable;
+  return Outcome(std::string(what) + ": " + st.to_string(), unsupported);
+}
+
 class CulstmRunner : public Runner {
  public:
   CulstmRunner(culstm::Backend backend, std::string engine, std::string algo)
       : backend_(backend), engine_choice_(std::move(engine)), algo_choice_(std::move(algo)) {}
 
-  std::string setup(const Config& c, const Options& o, cudaStream_t stream) override {
+  Outcome setup(const Config& c, const Options& o, cudaStream_t stream) override {
     stream_ = stream;
     spec_ = culstm::LstmSpec();
     spec_.input_size = c.input;
@@ -585,10 +642,12 @@ class CulstmRunner : public Runner {
     mo.max_batch = c.batch;
     mo.max_seq_len = c.steps;
     if (engine_choice_ != "default" && !set_engine(mo, engine_choice_)) {
-      return "engine '" + engine_choice_ + "' cannot be selected: ModelOptions has no such engine option/value";
+      return Outcome("engine '" + engine_choice_ + "' cannot be selected: ModelOptions has no such engine option/value",
+                     true);
     }
     if (!algo_choice_.empty() && algo_choice_ != "default" && !set_cudnn_algo(mo, algo_choice_)) {
-      return "cuDNN algorithm '" + algo_choice_ + "' cannot be selected: ModelOptions has no such option/value";
+      return Outcome("cuDNN algorithm '" + algo_choice_ + "' cannot be selected: ModelOptions has no such option/value",
+                     true);
     }
     culstm::Weights w = culstm::Weights::zeros_for(spec_);
     std::uint64_t seed = 0xA11CEull + static_cast<std::uint64_t>(c.hidden);
@@ -601,20 +660,26 @@ class CulstmRunner : public Runner {
         }
       }
     }
-    culstm::Status st = culstm::Model::create(spec_, w, mo, &model_);
-    if (!st.ok()) return "Model::create: " + st.to_string();
-    st = culstm::Context::create(*model_, &ctx_);
-    if (!st.ok()) return "Context::create: " + st.to_string();
+    Outcome e = from_status(culstm::Model::create(spec_, w, mo, &model_), "Model::create");
+    if (e.ok()) e = from_status(culstm::Context::create(*model_, &ctx_), "Context::create");
+    if (e.ok() && backend_ == culstm::Backend::kCuda && !o.graphs.empty()) {
+      e = from_status(culstm::cuda_set_graph_mode(*ctx_, graph_mode_value(o.graphs)), "cuda_set_graph_mode");
+    }
     std::size_t ws = 0;
-    st = model_->workspace_size(c.batch, c.steps, &ws);
-    if (!st.ok()) return "workspace_size: " + st.to_string();
-    std::string e;
-    if ((e = ws_.alloc(ws, "cudaMalloc workspace")) != "") return e;
+    if (e.ok()) e = from_status(model_->workspace_size(c.batch, c.steps, &ws), "workspace_size");
+    if (!e.ok()) return e;
     const std::int64_t LD = static_cast<std::int64_t>(c.layers) * c.dirs;
-    y_elems_ = static_cast<std::size_t>(c.steps * c.batch * c.dirs * c.R());
-    if ((e = y_.alloc(c.y_bytes(), "cudaMalloc y")) != "") return e;
-    if ((e = hn_.alloc(static_cast<std::size_t>(LD * c.batch * c.R()) * c.es(), "cudaMalloc h_n")) != "") return e;
-    if ((e = cn_.alloc(static_cast<std::size_t>(LD * c.batch * c.hidden) * c.es(), "cudaMalloc c_n")) != "") return e;
+    out_.n[0] = static_cast<std::size_t>(c.steps * c.batch * c.dirs * c.R());
+    out_.n[1] = static_cast<std::size_t>(LD * c.batch * c.R());
+    out_.n[2] = static_cast<std::size_t>(LD * c.batch * c.hidden);
+    std::string err = ws_.alloc(ws, "cudaMalloc workspace");
+    if (err.empty()) err = y_.alloc(out_.n[0] * c.es(), "cudaMalloc y");
+    if (err.empty()) err = hn_.alloc(out_.n[1] * c.es(), "cudaMalloc h_n");
+    if (err.empty()) err = cn_.alloc(out_.n[2] * c.es(), "cudaMalloc c_n");
+    if (!err.empty()) return err;
+    out_.p[0] = y_.p;
+    out_.p[1] = hn_.p;
+    out_.p[2] = cn_.p;
     const culstm::DType dt = spec_.dtype;
     args_ = culstm::ForwardArgs();
     args_.y = culstm::TensorView::device(y_.p, dt, {c.steps, c.batch, c.dirs * c.R()});
@@ -631,17 +696,26 @@ class CulstmRunner : public Runner {
     engine_.clear();
     for (const std::string& s : engines) engine_ += (engine_.empty() ? "" : "+") + s;
     if (engine_.empty()) engine_ = culstm::backend_name(model_->backend());
-    return "";
+    return {};
   }
 
-  std::string run(const void* x) override {
+  Outcome run(const void* x) override {
     args_.x = culstm::TensorView::device(x, spec_.dtype, {x_shape_[0], x_shape_[1], x_shape_[2]});
-    const culstm::Status st = culstm::forward(*ctx_, *model_, args_, stream_);
-    return st.ok() ? "" : "forward: " + st.to_string();
+    return from_status(culstm::forward(*ctx_, *model_, args_, stream_), "forward");
   }
   std::string engine() const override { return engine_; }
-  const void* y() const override { return y_.p; }
-  std::size_t y_elems() const override { return y_elems_; }
+  Outputs outputs() const override { return out_; }
+  bool canonical_weights() const override { return true; }
+  bool graph_stats(culstm::CudaGraphStats* stats) override {
+    return backend_ == culstm::Backend::kCuda && ctx_ && culstm::cuda_graph_stats(*ctx_, stats).ok();
+  }
+  // Frees the model (weights), the Context and the workspace; keeps the outputs. The reference does this once it
+  // has run, so that only its outputs hold device memory while the other runners are timed.
+  void keep_outputs_only() {
+    ctx_.reset();
+    model_.reset();
+    ws_.reset();
+  }
 
  private:
   culstm::Backend backend_;
@@ -652,14 +726,14 @@ class CulstmRunner : public Runner {
   culstm::ForwardArgs args_;
   std::int64_t x_shape_[3] = {0, 0, 0};
   DevMem ws_, y_, hn_, cn_;
-  std::size_t y_elems_ = 0;
+  Outputs out_;
   cudaStream_t stream_ = nullptr;
 };
 
 class CudnnRunner : public Runner {
  public:
   explicit CudnnRunner(std::string algo) : algo_(std::move(algo)) {}
-  std::string setup(const Config& c, const Options& o, cudaStream_t stream) override {
+  Outcome setup(const Config& c, const Options& o, cudaStream_t stream) override {
     RnnShape s;
     s.batch = c.batch;
     s.input = c.input;
@@ -672,10 +746,19 @@ class CudnnRunner : public Runner {
     s.allow_tf32 = o.math == "tf32";
     return rnn_.setup(s, algo_, stream);
   }
-  std::string run(const void* x) override { return rnn_.run(x); }
+  Outcome run(const void* x) override { return rnn_.run(x); }
   std::string engine() const override { return algo_; }
-  const void* y() const override { return rnn_.y(); }
-  std::size_t y_elems() const override { return rnn_.y_elems(); }
+  Outputs outputs() const override {
+    Outputs out;
+    out.p[0] = rnn_.y();
+    out.p[1] = rnn_.hy();
+    out.p[2] = rnn_.cy();
+    out.n[0] = rnn_.y_elems();
+    out.n[1] = rnn_.hy_elems();
+    out.n[2] = rnn_.cy_elems();
+    return out;
+  }
+  bool canonical_weights() const override { return false; }
 
  private:
   std::string algo_;
@@ -686,7 +769,7 @@ class CudnnRunner : public Runner {
 // Timing.
 
 struct Timing {
-  std::string status = "ok";  // ok | error | skipped
+  std::string status = "ok";  // ok | error | unsupported | skipped | wrong_output
   std::string error;
   std::vector<double> us;  // per timed call, sorted
   double median_us = NAN, min_us = NAN, max_us = NAN, mean_us = NAN;
@@ -695,6 +778,14 @@ struct Timing {
   int runs = 0, warmup = 0;
   bool quick = false;  // a clearly slower cuDNN algorithm, timed with fewer runs
   std::string engine, output_check;
+  // The verification before timing (W1): "ok", "skipped (why)" or "wrong: detail".
+  std::string verify = "skipped (not reached: set-up, warm-up or budget stopped first)";
+  bool compared = false;            // values compared with the reference: verify_rel_l2 and verify_bound are set
+  double verify_rel_l2 = NAN;       // the largest ||out - ref|| / ||ref|| over y, h_n and c_n
+  double verify_bound = NAN;        // the largest accepted
+  double verify_reference_s = NAN;  // the reference's cost (set up + one run), once per configuration
+  bool has_graph_stats = false;     // culstm cuda runners: graph counters over the timed loop
+  culstm::CudaGraphStats graph_delta;
 };
 
 double median(std::vector<double> v) {
@@ -730,6 +821,86 @@ bool device_healthy(std::string* why) {
   return false;
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Verification (W1): every runner is run once on NaN-filled outputs before it is timed, and culstm's runners are
+// compared with a reference, so that neither an engine that leaves outputs unwritten (the allocator often hands a
+// runner the memory of the previous one, holding a correct result) nor one that computes wrong values gets a time.
+
+const char* const kReferenceName = "culstm cudnn standard";
+
+// Largest accepted ||out - ref|| / ||ref|| of a culstm runner against the reference. `culstm check` accepts each GPU
+// backend within tolerance() of the float64 CPU reference (tools/culstm_main.cpp: f32 strict 1e-5; tf32 and f16
+// 1e-2; bf16 5e-2); two implementations that each meet it differ by at most about twice that.
+double verify_bound(const Config& c, const Options& o) {
+  const double tol = c.dtype == "bf16" ? 5e-2 : c.dtype == "f16" ? 1e-2 : o.math == "tf32" ? 1e-2 : 1e-5;
+  return 2 * tol;
+}
+
+// 0xFF bytes are NaN in f32, f16 and bf16: an element the next run does not write stays NaN.
+std::string poison(const Outputs& out, std::size_t elem_bytes, cudaStream_t stream) {
+  for (int k = 0; k < 3; ++k) {
+    if (out.n[k] == 0) continue;
+    const std::string e = cuda_err(cudaMemsetAsync(out.p[k], 0xFF, out.n[k] * elem_bytes, stream), "cudaMemsetAsync");
+    if (!e.empty()) return e;
+  }
+  return "";
+}
+
+// Statistics of each output, and of its difference to `ref`'s when ref is not null (synchronizes the stream).
+std::string stats_of(const Outputs& out, const Outputs* ref, ElemType t, cudaStream_t stream, OutputStats stats[3]) {
+  for (int k = 0; k < 3; ++k) {
+    if (ref && ref->n[k] != out.n[k]) {
+      return std::string("verification: ") + kOutputNames[k] + " has a different size from the reference's";
+    }
+    const std::string e = output_stats(out.p[k], ref ? ref->p[k] : nullptr, out.n[k], t, stream, &stats[k]);
+    if (!e.empty()) return e;
+  }
+  return "";
+}
+
+// "y 3, c_n 12": the outputs with non-finite elements; empty when there are none.
+std::string nonfinite_list(const OutputStats stats[3]) {
+  std::string list;
+  for (int k = 0; k < 3; ++k) {
+    if (stats[k].nonfinite == 0) continue;
+    list += (list.empty() ? "" : ", ") + std::string(kOutputNames[k]) + " " + std::to_string(stats[k].nonfinite);
+  }
+  return list;
+}
+
+// The reference of one configuration: culstm's cudnn backend with CUDNN_RNN_ALGO_STANDARD, an implementation
+// independent of culstm's cuda backend that serves every bench shape, built from the same canonical Weights as every
+// culstm runner, run once on the pool's entry 0. Only its outputs stay allocated (keep_outputs_only).
+struct Reference {
+  std::unique_ptr<CulstmRunner> runner;  // null: no reference, `why` says why
+  std::string why;
+  bool failed = false;  // an error (not a refusal of the configuration): the caller checks the device
+  double seconds = NAN;
+};
+
+Reference make_reference(const Config& c, const Options& o, const InputPool& pool, cudaStream_t stream) {
+  Reference ref;
+  const auto t0 = Clock::now();
+  auto runner = std::make_unique<CulstmRunner>(culstm::Backend::kCudnn, "default", "standard");
+  Outcome e = runner->setup(c, o, stream);
+  if (e.ok()) e = poison(runner->outputs(), c.es(), stream);
+  if (e.ok()) e = runner->run(pool.entry(0));
+  if (e.ok()) e = cuda_err(cudaStreamSynchronize(stream), "cudaStreamSynchronize (reference)");
+  OutputStats stats[3];
+  if (e.ok()) e = stats_of(runner->outputs(), nullptr, c.elem(), stream, stats);
+  ref.seconds = seconds_since(t0);
+  if (!e.ok()) {
+    ref.why = e.error;
+    ref.failed = !e.unsupported;
+  } else if (!nonfinite_list(stats).empty()) {
+    ref.why = std::string(kReferenceName) + " left non-finite values (" + nonfinite_list(stats) + ")";
+  } else {
+    runner->keep_outputs_only();
+    ref.runner = std::move(runner);
+  }
+  return ref;
+}
+
 class Timer {
  public:
   Timer(const Options& o, cudaStream_t stream, EventPool* events, Clock::time_point deadline, bool has_deadline)
@@ -739,14 +910,16 @@ class Timer {
     return has_deadline_ ? std::chrono::duration<double>(deadline_ - Clock::now()).count() : 1e30;
   }
 
-  // Sets up `r` for `c`, warms it up, times it. `slower_than_ms` > 0: the best time so far among the alternatives
-  // (cuDNN algorithms); a runner clearly slower than that is timed with a few runs only (Timing::quick).
-  Timing measure(Runner& r, const Config& c, InputPool& pool, double slower_than_ms) {
+  // Sets up `r` for `c`, warms it up, verifies its outputs (against `ref` when it has one and `r` uses the canonical
+  // weights), times it. `slower_than_ms` > 0: the best time so far among the alternatives (cuDNN algorithms); a
+  // runner clearly slower than that is timed with a few runs only (Timing::quick). A runner whose outputs fail a
+  // check is still timed (the numbers help judge a borderline case) but gets status "wrong_output".
+  Timing measure(Runner& r, const Config& c, InputPool& pool, double slower_than_ms, const Reference* ref) {
     Timing t;
     const auto t0 = Clock::now();
-    std::string e = r.setup(c, o_, stream_);
+    Outcome e = r.setup(c, o_, stream_);
     t.setup_s = seconds_since(t0);
-    if (!e.empty()) return fail(t, e);
+    if (!e.ok()) return fail(t, e);
     t.engine = r.engine();
     const bool latency = o_.mode == "latency";
     // Warm-up, each call timed by the host around call + synchronize: an upper bound used to size the timed runs.
@@ -754,8 +927,8 @@ class Timer {
     for (int k = 0; k < o_.warmup; ++k) {
       const auto w0 = Clock::now();
       e = r.run(pool.take());
-      if (e.empty()) e = cuda_err(cudaStreamSynchronize(stream_), "cudaStreamSynchronize (warm-up)");
-      if (!e.empty()) return fail(t, e);
+      if (e.ok()) e = cuda_err(cudaStreamSynchronize(stream_), "cudaStreamSynchronize (warm-up)");
+      if (!e.ok()) return fail(t, e);
       call_ms = seconds_since(w0) * 1e3;
       if (k == 0 && call_ms * 1e-3 * (o_.warmup + o_.min_runs) > remaining_s()) {
         t.status = "skipped";
@@ -777,23 +950,38 @@ class Timer {
       t.error = "time budget";
       return t;
     }
-    if ((e = events_->ensure(2 * static_cast<std::size_t>(runs))) != "") return fail(t, e);
+    if (!(e = verify(r, c, pool, ref, t)).ok()) return fail(t, e);
+    // The first timed call must not repeat the verification call's x (entry 0): culstm's auto graph mode captures a
+    // call that repeats the previous one, and that capture would land inside the timed region.
+    if (pool.next % pool.count == 0) pool.take();
+    if (!(e = events_->ensure(2 * static_cast<std::size_t>(runs))).ok()) return fail(t, e);
+    // Graph counters around the timed loop only (W6): which path (direct launches, replays, updates) was timed.
+    culstm::CudaGraphStats before, after;
+    const bool graphs = r.graph_stats(&before);
     std::vector<double> enqueue(static_cast<std::size_t>(runs));
-    for (int k = 0; k < runs && e.empty(); ++k) {
+    for (int k = 0; k < runs && e.ok(); ++k) {
       if (latency) e = cuda_err(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
       const void* x = pool.take();
       const auto h0 = Clock::now();
-      if (e.empty()) e = cuda_err(cudaEventRecord(events_->ev[2 * k], stream_), "cudaEventRecord");
-      if (e.empty()) e = r.run(x);
-      if (e.empty()) e = cuda_err(cudaEventRecord(events_->ev[2 * k + 1], stream_), "cudaEventRecord");
+      if (e.ok()) e = cuda_err(cudaEventRecord(events_->ev[2 * k], stream_), "cudaEventRecord");
+      if (e.ok()) e = r.run(x);
+      if (e.ok()) e = cuda_err(cudaEventRecord(events_->ev[2 * k + 1], stream_), "cudaEventRecord");
       enqueue[k] = seconds_since(h0) * 1e6;
     }
-    if (e.empty()) e = cuda_err(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
-    if (!e.empty()) return fail(t, e);
+    if (e.ok()) e = cuda_err(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    if (!e.ok()) return fail(t, e);
+    if (graphs && r.graph_stats(&after)) {
+      t.has_graph_stats = true;
+      t.graph_delta.direct_runs = after.direct_runs - before.direct_runs;
+      t.graph_delta.captures = after.captures - before.captures;
+      t.graph_delta.instantiations = after.instantiations - before.instantiations;
+      t.graph_delta.updates = after.updates - before.updates;
+      t.graph_delta.replays = after.replays - before.replays;
+    }
     for (int k = 0; k < runs; ++k) {
       float ms = 0;
-      if ((e = cuda_err(cudaEventElapsedTime(&ms, events_->ev[2 * k], events_->ev[2 * k + 1]),
-                        "cudaEventElapsedTime")) != "")
+      if (!(e = cuda_err(cudaEventElapsedTime(&ms, events_->ev[2 * k], events_->ev[2 * k + 1]),
+                         "cudaEventElapsedTime")).ok())
         return fail(t, e);
       t.us.push_back(ms * 1e3);
     }
@@ -806,25 +994,71 @@ class Timer {
     for (double v : t.us) sum += v;
     t.mean_us = sum / runs;
     t.enqueue_us = median(enqueue);
-    // The output of the last call must be finite and not all zeros (a backend that skipped its work would show).
-    std::uint64_t nonfinite = 0, zeros = 0;
-    e = count_special(r.y(), r.y_elems(), c.elem(), &nonfinite, &zeros);
-    if (!e.empty()) return fail(t, e);
-    t.output_check = nonfinite ? "nonfinite:" + std::to_string(nonfinite)
-                     : zeros == r.y_elems() ? "all_zero"
-                                            : "ok";
+    // The outputs of the last timed call must be finite, and y not all zeros (a run that broke while being timed).
+    OutputStats stats[3];
+    if (!(e = stats_of(r.outputs(), nullptr, c.elem(), stream_, stats)).ok()) return fail(t, e);
+    const std::string nonfinite = nonfinite_list(stats);
+    t.output_check = !nonfinite.empty()                   ? "nonfinite: " + nonfinite
+                     : stats[0].zeros == r.outputs().n[0] ? "all_zero"
+                                                          : "ok";
+    // W2: a failed check makes the record unusable as a time (report.py uses status "ok" only).
+    if (t.verify.rfind("wrong", 0) == 0) {
+      t.status = "wrong_output";
+      t.error = "verification before timing: " + t.verify;
+    } else if (t.output_check != "ok") {
+      t.status = "wrong_output";
+      t.error = "output check after timing: " + t.output_check;
+    }
     return t;
   }
 
  private:
-  // "unsupported": the backend or algorithm says it cannot serve this configuration (not a failure of the run).
-  Timing fail(Timing& t, const std::string& e) {
-    t.status = "error";
-    for (const char* s : {"NotImplemented", "NotSupported", "BackendUnavailable", "CUDNN_STATUS_NOT_SUPPORTED",
-                          "cannot be selected"}) {
-      if (e.find(s) != std::string::npos) t.status = "unsupported";
+  // W1, after warm-up and before timing: poison y, h_n and c_n, run once on the pool's entry 0 (the reference's
+  // input), require every element written and finite, then compare the values with the reference where that means
+  // something. Sets t.verify; returns a failure of the run itself (a CUDA or library error).
+  Outcome verify(Runner& r, const Config& c, const InputPool& pool, const Reference* ref, Timing& t) {
+    const Outputs out = r.outputs();
+    const Outputs ref_out = ref && ref->runner ? ref->runner->outputs() : Outputs();
+    const bool compare = r.canonical_weights() && ref && ref->runner;
+    Outcome e = poison(out, c.es(), stream_);
+    if (e.ok()) e = r.run(pool.entry(0));
+    if (e.ok()) e = cuda_err(cudaStreamSynchronize(stream_), "cudaStreamSynchronize (verification)");
+    OutputStats stats[3];
+    if (e.ok()) e = stats_of(out, compare ? &ref_out : nullptr, c.elem(), stream_, stats);
+    if (!e.ok()) return e;
+    const std::string nonfinite = nonfinite_list(stats);
+    if (!nonfinite.empty()) {
+      t.verify = "wrong: non-finite elements after one run on NaN-filled outputs (" + nonfinite + ")";
+    } else if (!r.canonical_weights()) {
+      t.verify = "skipped (random weights, no reference: only checked that every output element is written and finite)";
+    } else if (!compare) {
+      t.verify = "skipped (no reference: " + (ref ? ref->why : std::string("none computed")) +
+                 "; every output element written and finite)";
+    } else {
+      t.compared = true;
+      t.verify_bound = verify_bound(c, o_);
+      t.verify_reference_s = ref->seconds;
+      t.verify_rel_l2 = 0;
+      bool within = true;
+      std::string detail;
+      for (int k = 0; k < 3; ++k) {
+        const double rel = stats[k].ref_sq > 0 ? std::sqrt(stats[k].diff_sq / stats[k].ref_sq)
+                           : stats[k].diff_sq > 0 ? INFINITY : 0.0;
+        within = within && rel <= t.verify_bound;
+        t.verify_rel_l2 = std::max(t.verify_rel_l2, rel);
+        detail += std::string(k ? ", " : "") + kOutputNames[k] + " " + jnum(rel);
+      }
+      t.verify = within ? "ok"
+                        : "wrong: rel_l2 against " + std::string(kReferenceName) + " (" + detail + ") above " +
+                              jnum(t.verify_bound);
     }
-    t.error = e;
+    return {};
+  }
+
+  // Unsupported: the status code says the backend or algorithm cannot serve this configuration (not a failure).
+  Timing fail(Timing& t, const Outcome& e) {
+    t.status = e.unsupported ? "unsupported" : "error";
+    t.error = e.error;
     return t;
   }
   const Options& o_;
@@ -866,10 +1100,15 @@ Floors floors_for(const Config& c, const Options& o, const Machine& m, const Syn
   f.bytes_us = c.min_bytes() / (m.copy_gbps * 1e9) * 1e6;
   const SyncFloor sf = sync.floor_for(c.hidden);
   if (std::isfinite(sf.ns)) {
-    // Wavefront over layers: T + L - 1 dependent steps, each at least one barrier + hidden-state exchange plus the
-    // step's recurrent math (8·B·H·R per direction, both directions at once) at the full matrix rate.
+    // The chain of dependent steps. Unidirectional: a wavefront over layers (layer l+1 runs step t once layer l has
+    // run it), T + L - 1 steps. Bidirectional: layer l+1's first step needs layer l's reverse output at t = 0, which
+    // is the reverse direction's last step, so each layer waits for the whole previous one: L·T steps. Each step is
+    // at least one barrier + hidden-state exchange plus its recurrent math (8·B·H·R per direction, both directions
+    // at once) at the full matrix rate.
+    const double chain = c.dirs == 2 ? static_cast<double>(c.steps) * c.layers
+                                     : static_cast<double>(c.steps + c.layers - 1);
     const double step_math_ns = 8.0 * c.batch * c.hidden * static_cast<double>(c.R()) * c.dirs / (rate * 1e12) * 1e9;
-    f.recurrence_us = static_cast<double>(c.steps + c.layers - 1) * (sf.ns + (std::isfinite(step_math_ns) ? step_math_ns : 0)) / 1e3;
+    f.recurrence_us = chain * (sf.ns + (std::isfinite(step_math_ns) ? step_math_ns : 0)) / 1e3;
     f.sync_ns = sf.ns;
     f.sync_scheme = sf.scheme;
   }
@@ -912,6 +1151,23 @@ std::string record_json(const Result& r, const Config& c, const Options& o, cons
   j.str("timing_mode", o.mode).integer("rotation_buffers", static_cast<long long>(pool_count));
   j.integer("rotation_bytes", static_cast<long long>(pool_bytes));
   j.num("enqueue_us", t.enqueue_us).num("setup_s", t.setup_s).str("output_check", t.output_check);
+  j.str("verify", t.verify);
+  if (t.compared) {
+    j.num("verify_rel_l2", t.verify_rel_l2).num("verify_bound", t.verify_bound).str("verify_against", kReferenceName);
+    j.num("verify_reference_s", t.verify_reference_s);
+  }
+  if (r.backend == "cuda") {
+    j.str("graph_mode", graph_mode_name(o));
+    if (t.has_graph_stats) {
+      const culstm::CudaGraphStats& g = t.graph_delta;
+      JsonObject gs;
+      gs.integer("direct_runs", g.direct_runs).integer("captures", g.captures);
+      gs.integer("instantiations", g.instantiations).integer("updates", g.updates).integer("replays", g.replays);
+      j.raw("graph_stats", gs.text());
+    } else {
+      j.null("graph_stats");
+    }
+  }
   if (!r.alternatives.empty()) {
     JsonObject alts;
     for (const auto& [name, at] : r.alternatives) {
@@ -919,6 +1175,8 @@ std::string record_json(const Result& r, const Config& c, const Options& o, cons
       a.str("status", at.status);
       if (at.status == "ok") a.num("median_us", at.median_us).integer("runs", at.runs).boolean("quick", at.quick);
       else a.str("error", at.error);
+      a.str("verify", at.verify);
+      if (at.compared) a.num("verify_rel_l2", at.verify_rel_l2);
       alts.raw(name, a.text());
     }
     j.raw("algos", alts.text());
@@ -963,16 +1221,21 @@ int dry_run(const Options& o, const std::vector<Config>& grid) {
     else if (b == "cudnn") per_config += cudnn_built() ? static_cast<int>(o.algos.size()) : 0;
     else per_config += static_cast<int>(o.algos.size());
   }
+  // Per configuration: the reference (set up + one call) where culstm runners are timed; per measurement: set-up,
+  // warm-up, the verification call and the timed calls.
+  const bool reference = std::count(o.backends.begin(), o.backends.end(), "cuda") ||
+                         std::count(o.backends.begin(), o.backends.end(), "culstm-cudnn");
   double total = 0;
   for (const Config& c : grid) {
     const int runs = std::max(o.min_runs, std::min(o.max_runs, static_cast<int>(std::ceil(o.target_ms / std::max(c.est_call_s * 1e3, 1e-3)))));
-    const double est = per_config * (0.3 + c.est_call_s * (o.warmup + runs)) + c.weight_elems() * 4e-9;
+    const double est = per_config * (0.3 + c.est_call_s * (o.warmup + 1 + runs)) +
+                       (reference ? 0.3 + c.est_call_s : 0.0) + c.weight_elems() * 4e-9;
     total += est;
     std::printf("  tier %d  %-44s  flops %.3g  est %.2f s (cumulative %.0f s)\n", c.tier, c.describe().c_str(),
                 c.flops(), est, total);
   }
-  std::printf("estimated total: %.0f s (rough: ~8 us per step and layer, %d measurements per configuration)\n", total,
-              per_config);
+  std::printf("estimated total: %.0f s (rough: ~8 us per step and layer, %d measurements per configuration%s)\n", total,
+              per_config, reference ? " + the verification reference" : "");
   return 0;
 }
 
@@ -1024,7 +1287,8 @@ int bench_main(int argc, char** argv) {
               "commit %s\n",
               m.name.c_str(), m.cc_major, m.cc_minor, m.sm_count, m.l2_bytes / 1e6, m.driver.c_str(),
               m.cuda_runtime.c_str(), m.cudnn.c_str(), culstm::version(), o.commit.c_str());
-  std::printf("timing mode %s; %zu configurations\n", o.mode.c_str(), grid.size());
+  std::printf("timing mode %s; culstm cuda graphs %s%s; %zu configurations\n", o.mode.c_str(),
+              graph_mode_name(o).c_str(), o.graphs.empty() ? " (the Context's default)" : " (--graphs)", grid.size());
 
   // The two ceilings (DESIGN.md §6), measured once.
   if (o.ceilings) {
@@ -1070,15 +1334,20 @@ int bench_main(int argc, char** argv) {
   std::size_t done = 0;
   int exit_code = 0;
   print_header();
+  // The reference is needed where a culstm runner is timed (they are compared with it).
+  const bool want_reference = std::count(o.backends.begin(), o.backends.end(), "cuda") ||
+                              std::count(o.backends.begin(), o.backends.end(), "culstm-cudnn");
   for (const Config& c : grid) {
     if (has_deadline && Clock::now() >= deadline) break;
     std::vector<Result> results;
     // Memory: the input pool plus, per runner, outputs, weights (twice: culstm may keep a repacked copy) and
-    // room for workspaces; skip what cannot fit instead of failing half-way.
+    // room for workspaces, plus the reference's outputs, kept while the others run; skip what cannot fit instead of
+    // failing half-way.
     std::size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
     const double need = std::max<double>(pool_min, 2.0 * c.x_bytes()) + 3.0 * c.y_bytes() +
-                        3.0 * c.weight_elems() * c.es() + 2.0 * c.state_bytes();
+                        3.0 * c.weight_elems() * c.es() + 2.0 * c.state_bytes() +
+                        (want_reference ? static_cast<double>(c.y_bytes() + c.state_bytes()) : 0.0);
     InputPool pool;
     std::string pool_err;
     if (need > 0.9 * free_b) {
@@ -1095,7 +1364,17 @@ int bench_main(int argc, char** argv) {
     };
     bool fatal = false;
     std::string fatal_why;
+    Reference ref;
+    if (pool_err.empty() && want_reference) {
+      ref = make_reference(c, o, pool, stream);
+      if (!ref.runner) {
+        std::printf("note: %s: no verification reference (%s); culstm runners get the unwritten/non-finite check "
+                    "only\n", c.describe().c_str(), ref.why.substr(0, 160).c_str());
+      }
+      if (ref.failed && !device_healthy(&fatal_why)) fatal = true;
+    }
     for (const std::string& b : o.backends) {
+      if (fatal) break;
       if (!pool_err.empty()) {
         add_failed(b, pool_err, "skipped");
         continue;
@@ -1106,9 +1385,9 @@ int bench_main(int argc, char** argv) {
           Result r;
           r.backend = b;
           r.engine_choice = eng;
-          r.t = timer.measure(runner, c, pool, 0);
+          r.t = timer.measure(runner, c, pool, 0, &ref);
           results.push_back(r);
-          if (r.t.status == "error" && !device_healthy(&fatal_why)) fatal = true;
+          if ((r.t.status == "error" || r.t.status == "wrong_output") && !device_healthy(&fatal_why)) fatal = true;
           if (fatal) break;
         }
       } else {
@@ -1122,16 +1401,18 @@ int bench_main(int argc, char** argv) {
           std::unique_ptr<Runner> runner;
           if (b == "cudnn") runner.reset(new CudnnRunner(a));
           else runner.reset(new CulstmRunner(culstm::Backend::kCudnn, "default", a));
-          Timing t = timer.measure(*runner, c, pool, best);
-          if (t.status == "error" && !device_healthy(&fatal_why)) fatal = true;
-          if (t.status == "ok" && t.quick && t.median_us * 1e-3 < best) {
+          Timing t = timer.measure(*runner, c, pool, best, &ref);
+          if ((t.status == "error" || t.status == "wrong_output") && !device_healthy(&fatal_why)) fatal = true;
+          if (!fatal && t.status == "ok" && t.quick && t.median_us * 1e-3 < best) {
             // A "clearly slower" warm-up turned out faster: time it fully.
-            t = timer.measure(*runner, c, pool, 0);
+            t = timer.measure(*runner, c, pool, 0, &ref);
           }
           if (t.status == "ok" && !t.quick && (best == 0 || t.median_us * 1e-3 < best)) best = t.median_us * 1e-3;
           r.alternatives.emplace_back(a, t);
           if (fatal) break;
         }
+        // The winner: the fastest fully timed algorithm whose outputs passed the checks (status "ok" only, so a
+        // cuDNN algorithm that left its outputs unwritten can never become a fast baseline).
         const Timing* win = nullptr;
         for (const auto& [name, t] : r.alternatives) {
           if (t.status == "ok" && !t.quick && (!win || t.median_us < win->median_us)) {
@@ -1145,13 +1426,20 @@ int bench_main(int argc, char** argv) {
           r.t.status = "error";
           for (const auto& [name, t] : r.alternatives) r.t.error += (r.t.error.empty() ? "" : "; ") + name + ": " + t.error;
           if (r.alternatives.empty()) r.t.error = "no algorithm tried";
-          bool all_skipped = !r.alternatives.empty();
-          for (const auto& [name, t] : r.alternatives) all_skipped = all_skipped && t.status == "skipped";
-          if (all_skipped) r.t.status = "skipped";
+          // The record's status: wrong_output when any algorithm computed wrong outputs, else the status every
+          // algorithm shares (all skipped or all unsupported), else error.
+          bool any_wrong = false, all_skipped = !r.alternatives.empty(), all_unsupported = !r.alternatives.empty();
+          for (const auto& [name, t] : r.alternatives) {
+            any_wrong = any_wrong || t.status == "wrong_output";
+            all_skipped = all_skipped && t.status == "skipped";
+            all_unsupported = all_unsupported && t.status == "unsupported";
+          }
+          if (any_wrong) r.t.status = "wrong_output";
+          else if (all_skipped) r.t.status = "skipped";
+          else if (all_unsupported) r.t.status = "unsupported";
         }
         results.push_back(r);
       }
-      if (fatal) break;
     }
     double cudnn_best = NAN;
     std::string cudnn_best_name;

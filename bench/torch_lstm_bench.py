@@ -4,6 +4,12 @@ stream, warm-up, >= 20 timed runs, inputs rotated through a pool larger than L2,
 enabled as PyTorch uses it (its own algorithm choice), bf16/f16 through the module's dtype. Writes the same JSON
 records as culstm_bench with backend "torch" (rewritten after every configuration).
 
+TF32 is set per configuration: f32 follows --math (strict: off), f16/bf16 keep PyTorch's default (on), because
+PyTorch gives a bf16 LSTM FMA math (no tensor cores) when cuDNN's allow_tf32 is off. One untimed call per
+configuration records the path torch really took (`engine`: cudnn when aten::_cudnn_rnn ran) and whether its
+weights were used in place (`weights_flat`: false means a weight copy inside every timed call).
+With --configs-from, f32 math and timing mode come from those records (a different --math or --mode is refused).
+
 Needs only torch (no internet, no other package). --dry-run prints the grid without importing torch.
 
     python3 bench/torch_lstm_bench.py --quick
@@ -17,9 +23,11 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 
 DEFAULT_GRID = dict(batch=[1, 8, 32, 64, 256], hidden=[256, 512, 1024, 2048], steps=[100, 1000], layers=[1, 4],
                     dirs=["uni", "bi"], dtypes=["f32", "bf16"])
+QUICK_GRID = dict(batch=[1, 64], hidden=[512], steps=[100], layers=[1], dirs=["uni"])
 
 
 def int_list(text):
@@ -27,6 +35,18 @@ def int_list(text):
     if not values or any(v <= 0 for v in values):
         raise argparse.ArgumentTypeError("expected positive integers, comma-separated")
     return values
+
+
+def at_least(lo, kind=int):
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("expected a number, got '%s'" % text)
+        if not v >= lo:  # also rejects nan
+            raise argparse.ArgumentTypeError("must be >= %s, got %s" % (lo, text))
+        return v
+    return parse
 
 
 def name_list(allowed):
@@ -47,19 +67,22 @@ def parse_args(argv):
     p.add_argument("--layers", type=int_list)
     p.add_argument("--dirs", type=name_list({"uni", "bi"}))
     p.add_argument("--dtypes", type=name_list({"f32", "f16", "bf16"}))
-    p.add_argument("--input", type=int, default=0, help="input size (0: = hidden)")
-    p.add_argument("--proj", type=int, default=0, help="projection size (0: none)")
-    p.add_argument("--quick", action="store_true", help="batch 1,64; hidden 512; steps 100; layers 1; dirs uni")
-    p.add_argument("--configs-from", help="run exactly the configurations of this culstm_bench JSON, in its order")
-    p.add_argument("--math", choices=["strict", "tf32"], default="strict",
+    p.add_argument("--input", type=at_least(0), default=0, help="input size (0: = hidden)")
+    p.add_argument("--proj", type=at_least(0), default=0, help="projection size (0: none)")
+    p.add_argument("--quick", action="store_true",
+                   help="batch 1,64; hidden 512; steps 100; layers 1; dirs uni (for the options not given)")
+    p.add_argument("--configs-from", help="run exactly the configurations of this culstm_bench JSON, in its order, "
+                                          "with its f32 math and timing mode")
+    p.add_argument("--math", choices=["strict", "tf32"],
                    help="f32 math: strict (no tf32 in cuDNN or cuBLAS, the default) or tf32")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--runs", type=int, default=20, help="minimum timed runs")
-    p.add_argument("--max-runs", type=int, default=200)
-    p.add_argument("--target-ms", type=float, default=300, help="timed time per configuration")
-    p.add_argument("--mode", choices=["latency", "throughput"], default="latency")
-    p.add_argument("--rotate-mb", type=float, default=0, help="input pool size in MB (default 2 x L2)")
-    p.add_argument("--budget-s", type=float, default=0, help="stop cleanly before this many seconds (0: none)")
+    p.add_argument("--warmup", type=at_least(1), default=3, help="warm-up calls (>= 1: the first sizes the runs)")
+    p.add_argument("--runs", type=at_least(1), default=20, help="minimum timed runs")
+    p.add_argument("--max-runs", type=at_least(1), default=200)
+    p.add_argument("--target-ms", type=at_least(0, float), default=300, help="timed time per configuration")
+    p.add_argument("--mode", choices=["latency", "throughput"], help="latency (the default) or throughput")
+    p.add_argument("--rotate-mb", type=at_least(0, float), default=0, help="input pool size in MB (default 2 x L2)")
+    p.add_argument("--budget-s", type=at_least(0, float), default=0,
+                   help="stop cleanly before this many seconds (0: none)")
     p.add_argument("--order", choices=["priority", "grid"], default="priority")
     p.add_argument("--json", default="torch_lstm.json")
     p.add_argument("--commit", default=os.environ.get("CULSTM_COMMIT", ""))
@@ -67,16 +90,87 @@ def parse_args(argv):
     p.add_argument("--device", type=int, default=0)
     p.add_argument("--dry-run", action="store_true", help="print the grid; no GPU and no torch needed")
     a = p.parse_args(argv)
+    # Options given explicitly are not None here, in any spelling (--batch 8, --batch=8): --quick fills the rest.
     for key, value in DEFAULT_GRID.items():
         if getattr(a, key) is None:
-            setattr(a, key, list(value))
-    if a.quick:
-        given = {k for k in DEFAULT_GRID if any(arg == "--" + k for arg in argv)}
-        for key, value in dict(batch=[1, 64], hidden=[512], steps=[100], layers=[1], dirs=["uni"]).items():
-            if key not in given:
-                setattr(a, key, value)
+            setattr(a, key, list(QUICK_GRID.get(key, value) if a.quick else value))
     a.max_runs = max(a.max_runs, a.runs)
+    a.records = None
+    if a.configs_from:
+        try:
+            with open(a.configs_from) as f:
+                records = json.load(f)
+        except (OSError, ValueError) as e:
+            p.error("--configs-from %s: %s" % (a.configs_from, e))
+        a.records = [r for r in records if isinstance(r, dict) and "hidden_size" in r and
+                     r.get("benchmark") != "sync_microbench"]
+        # torch is compared with these records: measure it the same way, or refuse (a silent mismatch would merge
+        # a tf32 or throughput culstm number with a strict or latency torch one).
+        seen = dict(math=sorted({r["math"] for r in a.records if r.get("dtype") == "f32" and r.get("math")}),
+                    mode=sorted({r["timing_mode"] for r in a.records if r.get("timing_mode")}))
+        for name, found in seen.items():
+            if len(found) > 1:
+                p.error("--configs-from %s: its records mix %s %s; run one setting at a time" %
+                        (a.configs_from, name, ", ".join(found)))
+            if found and getattr(a, name) not in (None, found[0]):
+                p.error("--%s %s differs from the %s of --configs-from's records (%s)" %
+                        (name, getattr(a, name), name, found[0]))
+            if found:
+                setattr(a, name, found[0])
+    a.math = a.math or "strict"
+    a.mode = a.mode or "latency"
     return a
+
+
+def allow_tf32_for(dtype, math_mode):
+    """PyTorch's allow_tf32 flags for one configuration. f32: as --math says (strict = off). f16/bf16: PyTorch's
+    default, on: its RNN descriptor gives non-half inputs FMA math (no tensor cores) when cuDNN's flag is off, so
+    turning it off would time bf16 in a mode no torch user runs."""
+    return math_mode == "tf32" if dtype == "f32" else True
+
+
+def set_tf32(torch, on):
+    """Sets the legacy allow_tf32 flags (every PyTorch reads them; 2.9+ warns they are deprecated, hence the filter).
+    The newer fp32_precision flags are only read back: PyTorch raises when the two APIs are set inconsistently."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.backends.cudnn.allow_tf32 = on
+        torch.backends.cuda.matmul.allow_tf32 = on
+    try:
+        return str(torch.backends.cudnn.rnn.fp32_precision)  # PyTorch >= 2.9 only
+    except Exception:  # noqa: BLE001 - older PyTorch: no such flag
+        return None
+
+
+def probe_path(torch, model, x):
+    """One untimed call: the path torch took (cudnn when aten::_cudnn_rnn ran, from the CPU profiler; the C++
+    dispatch predicate torch.cudnn_is_acceptable if the profiler cannot run), how that was found, and whether the
+    weights were used in place (the "not part of single contiguous chunk" warning means they are copied on every
+    call, inside the timed region; flatten_parameters() cannot fix it where PyTorch declines to flatten)."""
+    prof = None
+    try:
+        prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+        prof.start()
+    except Exception:  # noqa: BLE001 - the profiler is optional here
+        prof = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model(x)
+            torch.cuda.synchronize()
+        finally:
+            if prof is not None:
+                prof.stop()
+    flat = not any("not part of single contiguous chunk" in str(w.message) for w in caught)
+    names = None
+    if prof is not None:
+        try:
+            names = {e.name for e in prof.events()}
+        except Exception:  # noqa: BLE001
+            names = None
+    if names and "aten::lstm" in names:
+        return ("cudnn" if "aten::_cudnn_rnn" in names else "native"), "profiler", flat
+    return ("cudnn" if torch.cudnn_is_acceptable(x) else "native"), "cudnn_is_acceptable", flat
 
 
 def flops(c):
@@ -105,13 +199,9 @@ def make_config(batch, input_size, hidden, proj, steps, layers, dirs, dtype, mat
 
 
 def make_grid(a):
-    if a.configs_from:
-        with open(a.configs_from) as f:
-            records = json.load(f)
+    if a.records is not None:
         grid, seen = [], set()
-        for r in records:
-            if r.get("benchmark") == "sync_microbench" or "hidden_size" not in r:
-                continue
+        for r in a.records:
             key = (r["batch"], r["input_size"], r["hidden_size"], r["proj_size"], r["seq_len"], r["layers"],
                    r["directions"], r["dtype"])
             if key not in seen:
@@ -186,7 +276,8 @@ def main(argv):
     a = parse_args(argv)
     grid = make_grid(a)
     if a.dry_run:
-        print("torch_lstm_bench --dry-run: %d configurations, order %s" % (len(grid), a.order))
+        print("torch_lstm_bench --dry-run: %d configurations, order %s; f32 math %s, mode %s" %
+              (len(grid), "as in " + a.configs_from if a.configs_from else a.order, a.math, a.mode))
         for c in grid:
             print("  tier %d  %s  flops %.3g" % (c["tier"], describe(c), flops(c)))
         return 0
@@ -210,10 +301,7 @@ def main(argv):
     torch.cuda.set_device(dev)
     props = torch.cuda.get_device_properties(dev)
     l2 = int(getattr(props, "L2_cache_size", 0) or 50 * 1024 * 1024)
-    strict = a.math == "strict"
-    torch.backends.cudnn.enabled = True
-    torch.backends.cudnn.allow_tf32 = not strict  # PyTorch's default is True; strict f32 means no tf32 anywhere
-    torch.backends.cuda.matmul.allow_tf32 = not strict
+    torch.backends.cudnn.enabled = True  # TF32 flags: per configuration, below
     commit = a.commit or git_commit() or "unknown"
     driver = a.driver or driver_version(a.device) or "unknown"
     meta = dict(device=props.name, driver=driver, commit=commit)
@@ -242,8 +330,11 @@ def main(argv):
                    directions=c["dirs"], median_us=None, min_us=None, max_us=None, mean_us=None, runs=0,
                    warmup=a.warmup, per_step_us=None, flops=flops(c), tflops=None, min_bytes=min_bytes(c, es),
                    target_speedup=c["target_speedup"], priority_tier=c["tier"], timing_mode=a.mode,
-                   status="ok", error="")
+                   status="ok", error="", argv=" ".join(sys.argv))
         rec.update(versions)
+        # Before building the model: PyTorch reads the flags when it builds cuDNN descriptors, on every call.
+        tf32 = allow_tf32_for(c["dtype"], a.math)
+        rec.update(cudnn_allow_tf32=tf32, matmul_allow_tf32=tf32, cudnn_rnn_fp32_precision=set_tf32(torch, tf32))
         model = pool = None
         try:
             t0 = time.monotonic()
@@ -253,14 +344,13 @@ def main(argv):
             x_elems = c["steps"] * c["batch"] * c["input"]
             count = max(2, math.ceil(max(pool_min, 2 * x_elems * es) / (x_elems * es)))
             pool = torch.empty((count, c["steps"], c["batch"], c["input"]), dtype=dt, device=dev).uniform_(-1, 1)
-            use_cudnn = torch.backends.cudnn.is_available() and torch.backends.cudnn.is_acceptable(pool[0])
-            rec["engine"] = "cudnn" if use_cudnn else "native"
             rec["rotation_buffers"] = count
             rec["rotation_bytes"] = count * x_elems * es
             torch.cuda.synchronize(dev)
             rec["setup_s"] = time.monotonic() - t0
             k = 0
             with torch.no_grad():
+                rec["engine"], rec["engine_source"], rec["weights_flat"] = probe_path(torch, model, pool[0])
                 call_ms = 0.0
                 for w in range(a.warmup):
                     h0 = time.monotonic()
