@@ -169,27 +169,47 @@ struct CallStyle {
   bool pending_error = false;  // leave a CUDA error pending (a failed cudaMalloc) right before forward
 };
 
-// Runs `model` (a GPU model) on `in` with outputs poisoned (0xff: NaN in every float type). `status` is forward's.
-void run_gpu(const Model& model, Context& ctx, const Inputs& in, const CallStyle& style, Status* status,
-             Outputs* out) {
-  const LstmSpec& spec = model.spec();
+// One call's device tensors: the inputs uploaded from `in`, the outputs poisoned (0xff: NaN in every float type).
+struct DeviceIo {
+  DeviceBytes x, h0, c0, y, h_n, c_n;
+};
+void make_device_io(const LstmSpec& spec, const Inputs& in, DeviceIo* io) {
   const Shapes s = shapes_of(spec, in.T, in.B);
   const std::size_t e = dtype_size(spec.dtype);
   const std::vector<std::uint8_t> hx = encode(in.x, spec.dtype), hh0 = encode(in.h0, spec.dtype),
                                   hc0 = encode(in.c0, spec.dtype);
-  DeviceBytes x, h0, c0, y, h_n, c_n, ws;
-  CULSTM_ASSERT_CUDA(x.init(hx.size(), hx.data()));
-  CULSTM_ASSERT_CUDA(h0.init(hh0.size(), hh0.data()));
-  CULSTM_ASSERT_CUDA(c0.init(hc0.size(), hc0.data()));
-  CULSTM_ASSERT_CUDA(y.init(static_cast<std::size_t>(s.y) * e, nullptr, 0xff));
-  CULSTM_ASSERT_CUDA(h_n.init(static_cast<std::size_t>(s.h) * e, nullptr, 0xff));
-  CULSTM_ASSERT_CUDA(c_n.init(static_cast<std::size_t>(s.c) * e, nullptr, 0xff));
+  CULSTM_ASSERT_CUDA(io->x.init(hx.size(), hx.data()));
+  CULSTM_ASSERT_CUDA(io->h0.init(hh0.size(), hh0.data()));
+  CULSTM_ASSERT_CUDA(io->c0.init(hc0.size(), hc0.data()));
+  CULSTM_ASSERT_CUDA(io->y.init(static_cast<std::size_t>(s.y) * e, nullptr, 0xff));
+  CULSTM_ASSERT_CUDA(io->h_n.init(static_cast<std::size_t>(s.h) * e, nullptr, 0xff));
+  CULSTM_ASSERT_CUDA(io->c_n.init(static_cast<std::size_t>(s.c) * e, nullptr, 0xff));
+}
+// The outputs, decoded (after the work that writes them has finished).
+void download_outputs(const LstmSpec& spec, const DeviceIo& io, Outputs* out) {
+  cudaError_t err = cudaSuccess;
+  out->y = decode(io.y.download(&err), spec.dtype);
+  CULSTM_ASSERT_CUDA(err);
+  out->h_n = decode(io.h_n.download(&err), spec.dtype);
+  CULSTM_ASSERT_CUDA(err);
+  out->c_n = decode(io.c_n.download(&err), spec.dtype);
+  CULSTM_ASSERT_CUDA(err);
+}
+
+// Runs `model` (a GPU model) on `in` with outputs poisoned. `status` is forward's.
+void run_gpu(const Model& model, Context& ctx, const Inputs& in, const CallStyle& style, Status* status,
+             Outputs* out) {
+  const LstmSpec& spec = model.spec();
+  DeviceIo io;
+  make_device_io(spec, in, &io);
+  if (::testing::Test::HasFatalFailure()) return;
+  DeviceBytes ws;
   std::size_t bytes = 0;
   *status = model.workspace_size(in.B, in.T, &bytes);
   if (!status->ok()) return;
   CULSTM_ASSERT_CUDA(ws.init(bytes + style.workspace_misalign, nullptr, 0xa5));
-  ForwardArgs args = make_args(spec, in, MemoryKind::kDevice, x.get(), h0.get(), c0.get(),
-                               style.want_y ? y.get() : nullptr, h_n.get(), c_n.get());
+  ForwardArgs args = make_args(spec, in, MemoryKind::kDevice, io.x.get(), io.h0.get(), io.c0.get(),
+                               style.want_y ? io.y.get() : nullptr, io.h_n.get(), io.c_n.get());
   args.workspace = static_cast<char*>(ws.get()) + style.workspace_misalign;
   args.workspace_bytes = bytes;
   if (style.pending_error) {
@@ -199,13 +219,7 @@ void run_gpu(const Model& model, Context& ctx, const Inputs& in, const CallStyle
   *status = forward(ctx, model, args, style.stream);
   CULSTM_ASSERT_CUDA(cudaStreamSynchronize(style.stream));
   CULSTM_ASSERT_CUDA(cudaGetLastError());
-  cudaError_t err = cudaSuccess;
-  out->y = decode(y.download(&err), spec.dtype);
-  CULSTM_ASSERT_CUDA(err);
-  out->h_n = decode(h_n.download(&err), spec.dtype);
-  CULSTM_ASSERT_CUDA(err);
-  out->c_n = decode(c_n.download(&err), spec.dtype);
-  CULSTM_ASSERT_CUDA(err);
+  download_outputs(spec, io, out);
 }
 
 struct Errors {
@@ -233,6 +247,19 @@ Errors compare(const std::vector<float>& got, const std::vector<float>& want) {
   }
   e.rel_l2 = r2 > 0 ? std::sqrt(d2 / r2) : std::sqrt(d2);
   return e;
+}
+
+// y, h_n and c_n all written and within `tol` of the reference.
+void expect_close(const Outputs& got, const Outputs& want, const Tolerance& tol, const std::string& what) {
+  for (const auto& [name, g, w] : {std::tuple<const char*, const std::vector<float>*, const std::vector<float>*>{
+                                       "y", &got.y, &want.y},
+                                   {"h_n", &got.h_n, &want.h_n},
+                                   {"c_n", &got.c_n, &want.c_n}}) {
+    const Errors e = compare(*g, *w);
+    EXPECT_EQ(e.non_finite, 0u) << what << " " << name;
+    EXPECT_LE(e.rel_l2, tol.rel_l2) << what << " " << name;
+    EXPECT_LE(e.max_abs, tol.max_abs) << what << " " << name;
+  }
 }
 
 // One configuration of the matrix.
@@ -548,17 +575,6 @@ TEST(CudnnBackendGpu, AutoTunesOncePerShapeAndReportsIt) {
   in.h0.clear();
   in.c0.clear();
   const Tolerance tol = tolerance_for(spec);
-  auto expect_close = [&](const Outputs& got, const Outputs& want, const char* what) {
-    for (const auto& [name, g, w] : {std::tuple<const char*, const std::vector<float>*, const std::vector<float>*>{
-                                         "y", &got.y, &want.y},
-                                     {"h_n", &got.h_n, &want.h_n},
-                                     {"c_n", &got.c_n, &want.c_n}}) {
-      const Errors e = compare(*g, *w);
-      EXPECT_EQ(e.non_finite, 0u) << what << " " << name;
-      EXPECT_LE(e.rel_l2, tol.rel_l2) << what << " " << name;
-      EXPECT_LE(e.max_abs, tol.max_abs) << what << " " << name;
-    }
-  };
   Outputs want, got;
   ASSERT_TRUE(run_reference(spec, weights, in, &want).ok());
   std::string report, first_report;
@@ -567,7 +583,7 @@ TEST(CudnnBackendGpu, AutoTunesOncePerShapeAndReportsIt) {
     run_gpu(*model, *ctx, in, CallStyle(), &st, &got);
     ASSERT_FALSE(HasFatalFailure());
     ASSERT_TRUE(st.ok()) << st.to_string();
-    expect_close(got, want, call == 0 ? "tuning call" : "tuned call");
+    expect_close(got, want, tol, call == 0 ? "tuning call" : "tuned call");
     ASSERT_TRUE(cudnn_tuning_report(*model, &report).ok());
     if (call == 0) first_report = report;
     EXPECT_EQ(report, first_report) << "the shape was tuned again on call " << call;
@@ -611,7 +627,7 @@ TEST(CudnnBackendGpu, AutoTunesOncePerShapeAndReportsIt) {
   run_gpu(*model, *ctx, in, CallStyle(), &st, &got);
   ASSERT_FALSE(HasFatalFailure());
   ASSERT_TRUE(st.ok()) << st.to_string();
-  expect_close(got, want, "mixed lengths");
+  expect_close(got, want, tol, "mixed lengths");
   ASSERT_TRUE(cudnn_tuning_report(*model, &report).ok());
   EXPECT_NE(report.find("B=8 T=20 lengths=mixed"), std::string::npos) << report;
 }
@@ -658,29 +674,24 @@ TEST(CudnnBackendGpu, StreamCapture) {
     ASSERT_TRUE(Context::create(*model, &ctx).ok());
     const Shapes s = shapes_of(spec, in.T, in.B);
     const std::size_t e = dtype_size(spec.dtype);
-    const std::vector<std::uint8_t> hx = encode(in.x, spec.dtype), hh0 = encode(in.h0, spec.dtype),
-                                    hc0 = encode(in.c0, spec.dtype);
-    DeviceBytes x, h0, c0, y, h_n, c_n, ws;
-    CULSTM_ASSERT_CUDA(x.init(hx.size(), hx.data()));
-    CULSTM_ASSERT_CUDA(h0.init(hh0.size(), hh0.data()));
-    CULSTM_ASSERT_CUDA(c0.init(hc0.size(), hc0.data()));
-    CULSTM_ASSERT_CUDA(y.init(static_cast<std::size_t>(s.y) * e, nullptr, 0xff));
-    CULSTM_ASSERT_CUDA(h_n.init(static_cast<std::size_t>(s.h) * e, nullptr, 0xff));
-    CULSTM_ASSERT_CUDA(c_n.init(static_cast<std::size_t>(s.c) * e, nullptr, 0xff));
+    DeviceIo io;
+    make_device_io(spec, in, &io);
+    ASSERT_FALSE(HasFatalFailure());
+    DeviceBytes ws;
     std::size_t bytes = 0;
     ASSERT_TRUE(model->workspace_size(in.B, in.T, &bytes).ok());
     CULSTM_ASSERT_CUDA(ws.init(bytes));
-    ForwardArgs args = make_args(spec, in, MemoryKind::kDevice, x.get(), h0.get(), c0.get(), y.get(), h_n.get(),
-                                 c_n.get());
+    ForwardArgs args = make_args(spec, in, MemoryKind::kDevice, io.x.get(), io.h0.get(), io.c0.get(), io.y.get(),
+                                 io.h_n.get(), io.c_n.get());
     args.workspace = ws.get();
     args.workspace_bytes = bytes;
     if (c.algo != CudnnAlgo::kAuto) {
       // Warm up outside the capture (first use of cuDNN's kernels may load modules), poison again, then capture.
       ASSERT_TRUE(forward(*ctx, *model, args, stream).ok());
       CULSTM_ASSERT_CUDA(cudaStreamSynchronize(stream));
-      CULSTM_ASSERT_CUDA(cudaMemsetAsync(y.get(), 0xff, static_cast<std::size_t>(s.y) * e, stream));
-      CULSTM_ASSERT_CUDA(cudaMemsetAsync(h_n.get(), 0xff, static_cast<std::size_t>(s.h) * e, stream));
-      CULSTM_ASSERT_CUDA(cudaMemsetAsync(c_n.get(), 0xff, static_cast<std::size_t>(s.c) * e, stream));
+      CULSTM_ASSERT_CUDA(cudaMemsetAsync(io.y.get(), 0xff, static_cast<std::size_t>(s.y) * e, stream));
+      CULSTM_ASSERT_CUDA(cudaMemsetAsync(io.h_n.get(), 0xff, static_cast<std::size_t>(s.h) * e, stream));
+      CULSTM_ASSERT_CUDA(cudaMemsetAsync(io.c_n.get(), 0xff, static_cast<std::size_t>(s.c) * e, stream));
     }
     CULSTM_ASSERT_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
     const Status st = forward(*ctx, *model, args, stream);
@@ -710,24 +721,10 @@ TEST(CudnnBackendGpu, StreamCapture) {
     CULSTM_ASSERT_CUDA(cudaStreamSynchronize(stream));
     CULSTM_ASSERT_CUDA(cudaGraphExecDestroy(exec));
     CULSTM_ASSERT_CUDA(cudaGraphDestroy(graph));
-    cudaError_t err = cudaSuccess;
     Outputs got;
-    got.y = decode(y.download(&err), spec.dtype);
-    CULSTM_ASSERT_CUDA(err);
-    got.h_n = decode(h_n.download(&err), spec.dtype);
-    CULSTM_ASSERT_CUDA(err);
-    got.c_n = decode(c_n.download(&err), spec.dtype);
-    CULSTM_ASSERT_CUDA(err);
-    const Tolerance tol = tolerance_for(spec);
-    for (const auto& [name, g, w] : {std::tuple<const char*, const std::vector<float>*, const std::vector<float>*>{
-                                         "y", &got.y, &want.y},
-                                     {"h_n", &got.h_n, &want.h_n},
-                                     {"c_n", &got.c_n, &want.c_n}}) {
-      const Errors er = compare(*g, *w);
-      EXPECT_EQ(er.non_finite, 0u) << name;
-      EXPECT_LE(er.rel_l2, tol.rel_l2) << name;
-      EXPECT_LE(er.max_abs, tol.max_abs) << name;
-    }
+    download_outputs(spec, io, &got);
+    ASSERT_FALSE(HasFatalFailure());
+    expect_close(got, want, tolerance_for(spec), "replayed graph");
   }
   CULSTM_ASSERT_CUDA(cudaStreamDestroy(stream));
 }
