@@ -6,6 +6,8 @@
 
 #if CULSTM_WITH_CUDNN
 #include <cudnn.h>
+
+#include "cudnn/cudnn_status.h"
 #endif
 
 namespace culstm_bench {
@@ -18,29 +20,11 @@ const char* kAlgoNames[] = {"standard", "persist_static", "persist_static_small_
 const cudnnRNNAlgo_t kAlgos[] = {CUDNN_RNN_ALGO_STANDARD, CUDNN_RNN_ALGO_PERSIST_STATIC,
                                  CUDNN_RNN_ALGO_PERSIST_STATIC_SMALL_H, CUDNN_RNN_ALGO_PERSIST_DYNAMIC};
 
-// cuDNN refusing this configuration or algorithm (recorded as "unsupported", not as a failure), decided on the
-// status code with the rule of culstm's cudnn backend (refused() in src/cudnn/cudnn_backend.cpp): the NOT_SUPPORTED
-// family, except the sub-codes that mean cuDNN cannot run on this machine at all (driver, runtime, architecture,
-// missing sub-library), plus the plain BAD_PARAM / BAD_PARAM_OUT_OF_BOUND that the RNN API returns for a combination
-// it does not take.
-bool refused(cudnnStatus_t st) {
-  const int code = static_cast<int>(st);
-  if (code == CUDNN_STATUS_NOT_SUPPORTED_INCOMPATIBLE_CUDA_DRIVER ||
-      code == CUDNN_STATUS_NOT_SUPPORTED_INCOMPATIBLE_CUDART || code == CUDNN_STATUS_NOT_SUPPORTED_ARCH_MISMATCH ||
-      code == CUDNN_STATUS_NOT_SUPPORTED_SUBLIBRARY_UNAVAILABLE) {
-    return false;
-  }
-  return CUDNN_STATUS_CATEGORY(code) == CUDNN_STATUS_NOT_SUPPORTED || code == CUDNN_STATUS_BAD_PARAM ||
-         code == CUDNN_STATUS_BAD_PARAM_OUT_OF_BOUND;
-}
-
+// cuDNN refusing this configuration or algorithm is recorded as "unsupported", not as a failure: decided on the
+// status code by the cudnn backend's own rule (src/cudnn/cudnn_status.h).
 Outcome check(cudnnStatus_t st, const char* what) {
   if (st == CUDNN_STATUS_SUCCESS) return {};
-  char last[512] = {0};
-  cudnnGetLastErrorString(last, sizeof last);
-  std::string msg = std::string(what) + ": " + cudnnGetErrorString(st);
-  if (last[0] != '\0') msg += std::string(" (") + last + ")";
-  return Outcome(msg, refused(st));
+  return Outcome(std::string(what) + ": " + culstm::cudnn_status::message(st), culstm::cudnn_status::refused(st));
 }
 Outcome check(cudaError_t err, const char* what) {
   if (err == cudaSuccess) return {};

@@ -405,14 +405,7 @@ Status CudaBackend::forward(ContextImpl& ctx_impl, const ForwardArgs& args, Stre
   // Is the caller capturing this stream into a graph of its own? Then our launches simply go into that graph:
   // no graph of ours, and no query that a capture might not allow.
   cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
-  const cudaError_t capture_query = cudaStreamIsCapturing(s, &capturing);
-  if (capture_query == cudaErrorStreamCaptureImplicit) {
-    cudaGetLastError();
-    return error(StatusCode::kInvalidArgument, "stream: the legacy default stream cannot be used while another "
-                 "stream of device ", options_.device, " is being captured (CUDA makes it wait on that capture); "
-                 "pass a stream created with cudaStreamNonBlocking");
-  }
-  CULSTM_CUDA_CHECK(capture_query);
+  CULSTM_RETURN_IF_ERROR(query_capture(s, options_.device, &capturing));
   const bool caller_captures = capturing != cudaStreamCaptureStatusNone;
   CULSTM_RETURN_IF_ERROR(check_memory(args, /*query_pointers=*/!caller_captures));
   CULSTM_RETURN_IF_ERROR(check_stream_device(s, /*query=*/!caller_captures));

@@ -37,6 +37,21 @@ inline Status check_no_pending_error(const char* backend) {
                        "): ", cudaGetErrorName(pending), " (", cudaGetErrorString(pending), ")");
 }
 
+// Whether the caller is capturing `stream` (into `status`). The legacy default stream while another blocking
+// stream of the device is being captured cannot be used at all (CUDA makes it wait on that capture): that is an
+// InvalidArgument, reported before anything is enqueued.
+inline Status query_capture(cudaStream_t stream, int device, cudaStreamCaptureStatus* status) {
+  *status = cudaStreamCaptureStatusNone;
+  const cudaError_t err = cudaStreamIsCapturing(stream, status);
+  if (err == cudaErrorStreamCaptureImplicit) {
+    cudaGetLastError();
+    return detail::error(StatusCode::kInvalidArgument, "stream: the legacy default stream cannot be used while "
+                         "another stream of device ", device, " is being captured (CUDA makes it wait on that "
+                         "capture); pass a stream created with cudaStreamNonBlocking");
+  }
+  return cuda_status(err, "cudaStreamIsCapturing");
+}
+
 // The last launch's error (cudaGetLastError), naming the kernel.
 inline Status check_launch(const char* kernel) {
   return cuda_status(cudaGetLastError(), kernel);

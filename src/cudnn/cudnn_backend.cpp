@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "../cuda/cuda_status.h"
+#include "cudnn_status.h"
 #include "../float16.h"
 #include "cudnn_kernels.h"
 #endif
@@ -94,38 +95,11 @@ std::size_t align_up(std::size_t v) { return (v + kAlign - 1) / kAlign * kAlign;
 // ---------------------------------------------------------------------------------------------------------------
 // Errors
 
-// cuDNN saying "not this configuration": the NOT_SUPPORTED family, and the plain BAD_PARAM (or OUT_OF_BOUND) that
-// the RNN API returns for a combination it does not take. The BAD_PARAM sub-codes about pointers, streams, shapes
-// or descriptors (NULL_POINTER, MISALIGNED_POINTER, STREAM_MISMATCH, SHAPE_MISMATCH, ...) mean misuse: a bug of ours
-// or an argument of the caller's, reported as such, never skipped as a refusal.
-// cuDNN unable to run here at all (its libraries, the driver, the runtime, the GPU): not about any configuration.
-bool environment_failure(cudnnStatus_t st) {
-  const int code = static_cast<int>(st);
-  return CUDNN_STATUS_CATEGORY(code) == 1000 /* NOT_INITIALIZED, SUBLIBRARY_* ... */ ||
-         code == CUDNN_STATUS_NOT_SUPPORTED_INCOMPATIBLE_CUDA_DRIVER ||
-         code == CUDNN_STATUS_NOT_SUPPORTED_INCOMPATIBLE_CUDART || code == CUDNN_STATUS_NOT_SUPPORTED_ARCH_MISMATCH ||
-         code == CUDNN_STATUS_NOT_SUPPORTED_SUBLIBRARY_UNAVAILABLE;
-}
-
-bool refused(cudnnStatus_t st) {
-  const int code = static_cast<int>(st);
-  if (environment_failure(st)) return false;
-  if (CUDNN_STATUS_CATEGORY(code) == CUDNN_STATUS_NOT_SUPPORTED) return true;
-  return code == CUDNN_STATUS_BAD_PARAM || code == 2001 /* CUDNN_STATUS_INVALID_VALUE, deprecated */ ||
-         code == CUDNN_STATUS_BAD_PARAM_OUT_OF_BOUND;
-}
-
-// "CUDNN_STATUS_NOT_SUPPORTED (cuDNN's last message)"
-std::string cudnn_message(cudnnStatus_t st) {
-  char last[512] = {0};
-  cudnnGetLastErrorString(last, sizeof last);
-  std::string s = cudnnGetErrorString(st);
-  if (last[0] != '\0') s += str(" (", last, ")");
-  return s;
-}
+using cudnn_status::environment_failure;
+using cudnn_status::refused;
 
 Status cudnn_error(cudnnStatus_t st, const char* call) {
-  return error(StatusCode::kCudnnError, "backend cudnn: ", call, ": ", cudnn_message(st));
+  return error(StatusCode::kCudnnError, "backend cudnn: ", call, ": ", cudnn_status::message(st));
 }
 
 Status cuda_error(cudaError_t err, const char* what) {
@@ -162,7 +136,7 @@ struct Outcome {
   static Outcome of(cudnnStatus_t st, const char* call) {
     Outcome o;
     o.status = st;
-    if (st != CUDNN_STATUS_SUCCESS) std::snprintf(o.what.data(), o.what.size(), "%s: %s", call, cudnn_message(st).c_str());
+    if (st != CUDNN_STATUS_SUCCESS) std::snprintf(o.what.data(), o.what.size(), "%s: %s", call, cudnn_status::message(st).c_str());
     return o;
   }
 };
@@ -408,7 +382,7 @@ class CudnnWeightLayout final : public cudnn_host::WeightSpaceLayout {
                                                      m_desc_, &m_addr, b_desc_, &b_addr);
     if (st != CUDNN_STATUS_SUCCESS) {
       return error(StatusCode::kCudnnError, "backend cudnn: cudnnGetRNNWeightParams(pseudoLayer ", pseudo_layer,
-                   ", linLayerID ", lin_layer_id, "): ", cudnn_message(st));
+                   ", linLayerID ", lin_layer_id, "): ", cudnn_status::message(st));
     }
     *out = cudnn_host::ParamLocation{};
     const bool matrix = kind == cudnn_host::ParamKind::kMatrix;
@@ -602,10 +576,11 @@ class CudnnBackend final : public BackendImpl {
     int algo;  // whose layout it was packed with
   };
   // Sets an RNN descriptor up for algorithm `a` and asks for its weight-space size: cuDNN's answer on the spec.
-  Outcome probe(int a, RnnDesc* desc) const;
-  // Packs the weights for algorithm `a` (sharing a weight space already packed with an identical layout).
-  Status pack(int a, const Weights& weights, cudnnTensorDescriptor_t m_desc, cudnnTensorDescriptor_t b_desc,
-              std::vector<Packed>* packed);
+  Outcome probe(int a, RnnDesc* desc, std::size_t* weight_bytes) const;
+  // Packs the weights for algorithm `a` into a weight space of `bytes` (or shares one already packed with an
+  // identical layout).
+  Status pack(int a, std::size_t bytes, const Weights& weights, cudnnTensorDescriptor_t m_desc,
+              cudnnTensorDescriptor_t b_desc, std::vector<Packed>* packed);
 
   Status model_entry(CudnnContext& ctx, ModelEntry** out) const;
   Status shape_entry(ModelEntry& me, std::int64_t batch, std::int64_t steps, ShapeEntry** out) const;
@@ -653,20 +628,17 @@ class CudnnBackend final : public BackendImpl {
   mutable std::map<TuneKey, TuneResult> tuned_;
 };
 
-Outcome CudnnBackend::probe(int a, RnnDesc* desc) const {
+Outcome CudnnBackend::probe(int a, RnnDesc* desc, std::size_t* weight_bytes) const {
   Outcome o = make_rnn_desc(config_, kAlgos[a], dropout_.get(), desc);
-  std::size_t bytes = 0;
   if (o.ok()) {
-    o = Outcome::of(cudnnGetRNNWeightSpaceSize(handle_.get(), desc->get(), &bytes), "cudnnGetRNNWeightSpaceSize");
+    o = Outcome::of(cudnnGetRNNWeightSpaceSize(handle_.get(), desc->get(), weight_bytes), "cudnnGetRNNWeightSpaceSize");
   }
   return o;
 }
 
-Status CudnnBackend::pack(int a, const Weights& weights, cudnnTensorDescriptor_t m_desc,
+Status CudnnBackend::pack(int a, std::size_t bytes, const Weights& weights, cudnnTensorDescriptor_t m_desc,
                           cudnnTensorDescriptor_t b_desc, std::vector<Packed>* packed) {
   AlgoState& st = algos_[a];
-  std::size_t bytes = 0;
-  CULSTM_CUDNN_CHECK(cudnnGetRNNWeightSpaceSize(handle_.get(), st.desc.get(), &bytes));
   // Share a weight space with an algorithm whose layout is identical (checked parameter by parameter).
   for (const Packed& p : *packed) {
     if (p.bytes != bytes) continue;
@@ -705,13 +677,14 @@ Status CudnnBackend::init(const Weights& weights) {
   std::vector<Packed> packed;
   for (int a = 0; a < kNumAlgos; ++a) {
     AlgoState& st = algos_[a];
-    o = probe(a, &st.desc);
+    std::size_t weight_bytes = 0;
+    o = probe(a, &st.desc, &weight_bytes);
     if (!o.ok() && a == 0 && o.is_refusal() && config_.math_type == CUDNN_TENSOR_OP_MATH) {
       // 16-bit data: cuDNN documents TENSOR_OP_MATH and DEFAULT_MATH for it; PyTorch passes DEFAULT for bf16. Ask
       // again with DEFAULT_MATH before calling the dtype unsupported (every algorithm then uses it).
       const Outcome tensor_op = o;
       config_.math_type = CUDNN_DEFAULT_MATH;
-      o = probe(a, &st.desc);
+      o = probe(a, &st.desc, &weight_bytes);
       if (!o.ok()) {
         config_.math_type = CUDNN_TENSOR_OP_MATH;
         o = tensor_op;
@@ -740,7 +713,7 @@ Status CudnnBackend::init(const Weights& weights) {
       st.desc.reset();
       continue;
     }
-    const Status packed_here = pack(a, weights, m_desc.get(), b_desc.get(), &packed);
+    const Status packed_here = pack(a, weight_bytes, weights, m_desc.get(), b_desc.get(), &packed);
     if (!packed_here.ok()) {
       // The algorithm asked for, or a CUDA failure (e.g. out of memory): the caller gets that error as it is.
       if (a == 0 || options_.cudnn_algo != CudnnAlgo::kAuto || packed_here.code() == StatusCode::kCudaError) {
@@ -1126,14 +1099,7 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, Str
   CULSTM_RETURN_IF_ERROR(check_no_pending_error("cudnn"));
   const auto cuda_stream = static_cast<cudaStream_t>(stream);
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  const cudaError_t capture_query = cudaStreamIsCapturing(cuda_stream, &capture);
-  if (capture_query == cudaErrorStreamCaptureImplicit) {
-    cudaGetLastError();
-    return error(StatusCode::kInvalidArgument, "stream: the legacy default stream cannot be used while another "
-                 "stream of device ", options_.device, " is being captured (CUDA makes it wait on that capture); "
-                 "pass a stream created with cudaStreamNonBlocking");
-  }
-  CULSTM_CUDA_CHECK(capture_query, "cudaStreamIsCapturing");
+  CULSTM_RETURN_IF_ERROR(query_capture(cuda_stream, options_.device, &capture));
   ShapeSizes sizes;
   sizes_for(B, T, &sizes);
   const WorkspaceLayout ws = layout_for(B, T, sizes);
