@@ -41,28 +41,6 @@ using stepwise::StepwiseLayout;
 // ---------------------------------------------------------------------------------------------------------------
 // Small RAII helpers.
 
-// Makes `device` current and restores the caller's device on destruction.
-class DeviceGuard {
- public:
-  DeviceGuard() = default;
-  DeviceGuard(const DeviceGuard&) = delete;
-  DeviceGuard& operator=(const DeviceGuard&) = delete;
-  ~DeviceGuard() {
-    if (switched_) cudaSetDevice(previous_);
-  }
-  Status enter(int device) {
-    CULSTM_CUDA_CHECK(cudaGetDevice(&previous_));
-    if (previous_ != device) {
-      CULSTM_CUDA_CHECK(cudaSetDevice(device));
-      switched_ = true;
-    }
-    return Status::Ok();
-  }
-
- private:
-  int previous_ = 0;
-  bool switched_ = false;
-};
 
 // Points the Context's cuBLAS handle at our stream, the caller's workspace slice, host pointer mode and the default
 // math mode (tf32 is asked for through the compute type only), and puts back the stream, pointer mode and math

@@ -1,5 +1,6 @@
-// Internal: CUDA runtime and cuBLAS return codes as culstm::Status (DESIGN.md §4: every code is checked). No macros
-// here, so that the cudnn backend (which has its own CHECK macros) can share these functions.
+// Internal: CUDA runtime and cuBLAS return codes as culstm::Status (DESIGN.md §4: every code is checked), and the
+// runtime helpers both GPU backends share. No macros here, so that the cudnn backend (which has its own CHECK
+// macros) can include it.
 #pragma once
 
 #include <cublas_api.h>
@@ -51,6 +52,29 @@ inline Status query_capture(cudaStream_t stream, int device, cudaStreamCaptureSt
   }
   return cuda_status(err, "cudaStreamIsCapturing");
 }
+
+// Makes `device` current for a scope and restores the caller's device after (both backends' entry points).
+class DeviceGuard {
+ public:
+  DeviceGuard() = default;
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+  ~DeviceGuard() {
+    if (switched_) cudaSetDevice(previous_);
+  }
+  Status enter(int device) {
+    CULSTM_RETURN_IF_ERROR(cuda_status(cudaGetDevice(&previous_), "cudaGetDevice"));
+    if (previous_ != device) {
+      CULSTM_RETURN_IF_ERROR(cuda_status(cudaSetDevice(device), "cudaSetDevice"));
+      switched_ = true;
+    }
+    return Status::Ok();
+  }
+
+ private:
+  int previous_ = 0;
+  bool switched_ = false;
+};
 
 // The last launch's error (cudaGetLastError), naming the kernel.
 inline Status check_launch(const char* kernel) {

@@ -221,28 +221,6 @@ class Event {
   cudaEvent_t e_ = nullptr;
 };
 
-// Makes `device` current for a scope and restores the previous device after.
-class DeviceGuard {
- public:
-  DeviceGuard() = default;
-  DeviceGuard(const DeviceGuard&) = delete;
-  DeviceGuard& operator=(const DeviceGuard&) = delete;
-  ~DeviceGuard() {
-    if (switched_) cudaSetDevice(previous_);
-  }
-  Status enter(int device) {
-    CULSTM_CUDA_CHECK(cudaGetDevice(&previous_), "cudaGetDevice");
-    if (previous_ != device) {
-      CULSTM_CUDA_CHECK(cudaSetDevice(device), "cudaSetDevice");
-      switched_ = true;
-    }
-    return Status::Ok();
-  }
-
- private:
-  int previous_ = 0;
-  bool switched_ = false;
-};
 
 // Sets a handle's stream for a scope and restores the one it had.
 class StreamGuard {

@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "device_run.h"
 #include "gpu_test_util.h"
 #include "io/array.h"
 #include "persistent_traits.h"
@@ -112,37 +113,7 @@ float rounded(float v, DType dtype) {
   return decode(encode({v}, dtype), dtype)[0];
 }
 
-class DeviceMemory {
- public:
-  DeviceMemory() = default;
-  explicit DeviceMemory(std::size_t bytes) : bytes_(bytes) {
-    if (bytes > 0 && cudaMalloc(&ptr_, bytes) != cudaSuccess) {
-      ptr_ = nullptr;
-      cudaGetLastError();  // reported through ok(); not left pending for the library's next forward()
-    }
-  }
-  ~DeviceMemory() {
-    if (ptr_) cudaFree(ptr_);
-  }
-  DeviceMemory(DeviceMemory&& o) noexcept { swap(o); }
-  DeviceMemory& operator=(DeviceMemory&& o) noexcept {
-    swap(o);
-    return *this;
-  }
-  DeviceMemory(const DeviceMemory&) = delete;
-  DeviceMemory& operator=(const DeviceMemory&) = delete;
-  void* get() const { return ptr_; }
-  std::size_t bytes() const { return bytes_; }
-  bool ok() const { return bytes_ == 0 || ptr_ != nullptr; }
-
- private:
-  void swap(DeviceMemory& o) noexcept {
-    std::swap(ptr_, o.ptr_);
-    std::swap(bytes_, o.bytes_);
-  }
-  void* ptr_ = nullptr;
-  std::size_t bytes_ = 0;
-};
+using DeviceMemory = gpu_test::DeviceBuffer;  // owns cudaMalloc'ed memory; ok() is false when it failed
 
 // ---------------------------------------------------------------------------------------------------------------
 // One problem (inputs in f32, rounded to the model dtype when encoded) and its outputs.
@@ -1130,6 +1101,20 @@ TEST(CudaBackend, OptionalOutputsMayBeOmitted) {
 // ---------------------------------------------------------------------------------------------------------------
 // Bad input: nothing is written when a call is refused.
 
+// Whether every byte of the call's y still holds `byte`: what a refused call must leave there.
+::testing::AssertionResult y_holds_only(const GpuCall& call, std::uint8_t byte) {
+  std::vector<std::uint8_t> y(call.args().y.bytes());
+  const cudaError_t err = cudaMemcpy(y.data(), call.args().y.data, y.size(), cudaMemcpyDeviceToHost);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    return ::testing::AssertionFailure() << "download: " << cudaGetErrorName(err);
+  }
+  if (std::all_of(y.begin(), y.end(), [byte](std::uint8_t v) { return v == byte; })) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << "y written by a refused call";
+}
+
 TEST(CudaBackend, RefusesHostMemory) {
   CULSTM_SKIP_WITHOUT_GPU();
   const Fixture f = rich_fixture(DType::kF32, 12);
@@ -1177,10 +1162,7 @@ TEST(CudaBackend, RefusesHostMemory) {
   st = forward(*ctx, *model, args, nullptr);
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.to_string();
 
-  std::vector<std::uint8_t> y(call.args().y.bytes());
-  CULSTM_ASSERT_CUDA(cudaMemcpy(y.data(), call.args().y.data, y.size(), cudaMemcpyDeviceToHost));
-  EXPECT_TRUE(std::all_of(y.begin(), y.end(), [](std::uint8_t v) { return v == 0x5A; }))
-      << "y written by a refused call";
+  EXPECT_TRUE(y_holds_only(call, 0x5A));
 }
 
 // An error that earlier CUDA work of the caller's thread left pending is reported as such before anything is
@@ -1201,9 +1183,7 @@ TEST(CudaBackend, PendingErrorOfTheCallerIsReportedBeforeEnqueuing) {
   EXPECT_EQ(st.code(), StatusCode::kCudaError) << st.to_string();
   EXPECT_NE(st.message().find("pending"), std::string::npos) << st.to_string();
   CULSTM_ASSERT_CUDA(cudaDeviceSynchronize());
-  std::vector<std::uint8_t> y(call.args().y.bytes());
-  CULSTM_ASSERT_CUDA(cudaMemcpy(y.data(), call.args().y.data, y.size(), cudaMemcpyDeviceToHost));
-  EXPECT_TRUE(std::all_of(y.begin(), y.end(), [](std::uint8_t v) { return v == 0x5A; })) << "y written";
+  EXPECT_TRUE(y_holds_only(call, 0x5A));
   st = forward(*ctx, *model, call.args(), nullptr);
   EXPECT_TRUE(st.ok()) << st.to_string();
   CULSTM_ASSERT_CUDA(cudaDeviceSynchronize());

@@ -297,6 +297,23 @@ struct Case {
   }
 };
 
+// A cudnn model of `c`'s spec with `c`'s algorithm, for c.B sequences of at most c.T steps.
+Status make_cudnn_model(const Case& c, const Weights& weights, std::shared_ptr<const Model>* model) {
+  ModelOptions options;
+  options.backend = Backend::kCudnn;
+  options.max_batch = c.B;
+  options.max_seq_len = c.T;
+  options.cudnn_algo = c.algo;
+  return Model::create(c.spec(), weights, options, model);
+}
+
+// A call that failed must leave every output as it was (poisoned: NaN).
+void expect_untouched(const Outputs& got) {
+  for (float v : got.y) ASSERT_TRUE(std::isnan(v)) << "y written although forward failed";
+  for (float v : got.h_n) ASSERT_TRUE(std::isnan(v)) << "h_n written although forward failed";
+  for (float v : got.c_n) ASSERT_TRUE(std::isnan(v)) << "c_n written although forward failed";
+}
+
 Inputs make_inputs(const Case& c, const LstmSpec& spec, std::mt19937& rng) {
   Inputs in;
   in.T = c.T;
@@ -329,13 +346,8 @@ bool check_case(const Case& c, std::unique_ptr<Context>* shared_ctx, const CallS
   const Weights weights = testing_util::random_weights(spec, rng, 0.5f);
   const Inputs in = make_inputs(c, spec, rng);
 
-  ModelOptions options;
-  options.backend = Backend::kCudnn;
-  options.max_batch = c.B;
-  options.max_seq_len = c.T;
-  options.cudnn_algo = c.algo;
   std::shared_ptr<const Model> model;
-  const Status created = Model::create(spec, weights, options, &model);
+  const Status created = make_cudnn_model(c, weights, &model);
   if (created.code() == StatusCode::kNotSupported) {
     std::printf("  [cudnn refuses] %s: %s\n", c.name().c_str(), created.message().c_str());
     if (refusal != nullptr) *refusal = created.message();
@@ -662,13 +674,8 @@ TEST(CudnnBackendGpu, StreamCapture) {
     const Inputs in = make_inputs(c, spec, rng);
     Outputs want;
     ASSERT_TRUE(run_reference(spec, weights, in, &want).ok());
-    ModelOptions options;
-    options.backend = Backend::kCudnn;
-    options.max_batch = c.B;
-    options.max_seq_len = c.T;
-    options.cudnn_algo = c.algo;
     std::shared_ptr<const Model> model;
-    const Status created = Model::create(spec, weights, options, &model);
+    const Status created = make_cudnn_model(c, weights, &model);
     ASSERT_TRUE(created.ok()) << created.to_string();
     std::unique_ptr<Context> ctx;
     ASSERT_TRUE(Context::create(*model, &ctx).ok());
@@ -766,12 +773,9 @@ TEST(CudnnBackendGpu, ZeroLengthIsNotSupportedAndWritesNothing) {
   const LstmSpec spec = c.spec();
   std::mt19937 rng(5);
   const Weights weights = testing_util::random_weights(spec, rng);
-  ModelOptions options;
-  options.backend = Backend::kCudnn;
-  options.max_batch = c.B;
-  options.max_seq_len = c.T;
+  c.algo = CudnnAlgo::kAuto;
   std::shared_ptr<const Model> model;
-  ASSERT_TRUE(Model::create(spec, weights, options, &model).ok());
+  ASSERT_TRUE(make_cudnn_model(c, weights, &model).ok());
   std::unique_ptr<Context> ctx;
   ASSERT_TRUE(Context::create(*model, &ctx).ok());
   Inputs in = make_inputs(c, spec, rng);
@@ -781,9 +785,7 @@ TEST(CudnnBackendGpu, ZeroLengthIsNotSupportedAndWritesNothing) {
   run_gpu(*model, *ctx, in, CallStyle(), &st, &got);
   EXPECT_EQ(st.code(), StatusCode::kNotSupported) << st.to_string();
   EXPECT_NE(st.message().find("lengths[1] = 0"), std::string::npos) << st.message();
-  for (float v : got.y) ASSERT_TRUE(std::isnan(v)) << "y written although forward failed";
-  for (float v : got.h_n) ASSERT_TRUE(std::isnan(v)) << "h_n written although forward failed";
-  for (float v : got.c_n) ASSERT_TRUE(std::isnan(v)) << "c_n written although forward failed";
+  expect_untouched(got);
 }
 
 // An error that earlier CUDA work left pending is reported as such before anything is enqueued, and cleared.
@@ -793,11 +795,8 @@ TEST(CudnnBackendGpu, PendingErrorOfTheCallerIsReportedBeforeEnqueuing) {
   const LstmSpec spec = c.spec();
   std::mt19937 rng(6);
   const Weights weights = testing_util::random_weights(spec, rng);
-  ModelOptions options;
-  options.backend = Backend::kCudnn;
-  options.cudnn_algo = CudnnAlgo::kStandard;
   std::shared_ptr<const Model> model;
-  ASSERT_TRUE(Model::create(spec, weights, options, &model).ok());
+  ASSERT_TRUE(make_cudnn_model(c, weights, &model).ok());  // c.algo: standard
   std::unique_ptr<Context> ctx;
   ASSERT_TRUE(Context::create(*model, &ctx).ok());
   const Inputs in = make_inputs(c, spec, rng);
@@ -809,7 +808,7 @@ TEST(CudnnBackendGpu, PendingErrorOfTheCallerIsReportedBeforeEnqueuing) {
   ASSERT_FALSE(HasFatalFailure());
   EXPECT_EQ(st.code(), StatusCode::kCudaError) << st.to_string();
   EXPECT_NE(st.message().find("pending"), std::string::npos) << st.to_string();
-  for (float v : got.y) ASSERT_TRUE(std::isnan(v)) << "y written although forward failed";
+  expect_untouched(got);
   style.pending_error = false;
   run_gpu(*model, *ctx, in, style, &st, &got);
   EXPECT_TRUE(st.ok()) << st.to_string();
