@@ -188,6 +188,15 @@ Status load_npy_f32(const std::string& path, io::Array* array, std::vector<float
   return Status::Ok();
 }
 
+// Every array the CLI reads must have exactly the shape the model expects: a file with the right element count in
+// another order ([B, D, H] for [L*D, B, H], say) would otherwise be read silently as the wrong values.
+Status check_shape(const std::string& flag, const std::string& path, const io::Array& array,
+                   const std::vector<std::int64_t>& expected, const char* meaning) {
+  if (array.shape == expected) return Status::Ok();
+  return error(StatusCode::kShapeMismatch, flag, " ", path, ": expected shape ", io::shape_string(expected), " ",
+               meaning, ", got ", io::shape_string(array.shape));
+}
+
 Status write_f32(const std::string& path, const std::vector<float>& values, std::vector<std::int64_t> shape) {
   return io::write_npy(path, io::Array::from_f32(values, std::move(shape)));
 }
@@ -255,26 +264,23 @@ Status cmd_run(const Args& args) {
       return error(StatusCode::kDtypeMismatch, args.get("--lengths"), ": expected int32 or int64 lengths, got ",
                    dtype_name(lengths.dtype));
     }
-    if (lengths.shape.size() != 1) {
-      return error(StatusCode::kShapeMismatch, args.get("--lengths"), ": expected shape [B], got rank ",
-                   lengths.shape.size());
-    }
+    CULSTM_RETURN_IF_ERROR(check_shape("--lengths", args.get("--lengths"), lengths, {in.batch}, "([B])"));
     for (float v : lengths.to_f32()) {
       // to_f32 is exact for any valid length (<= 2^24); out-of-range values are reported by forward().
       in.lengths.push_back(v < -1.0f ? -1 : v > 2147483647.0f ? 2147483647 : static_cast<std::int32_t>(v));
     }
   }
-  io::Array state;
-  if (args.has("--h0")) CULSTM_RETURN_IF_ERROR(load_npy_f32(args.get("--h0"), &state, &in.h0));
-  if (args.has("--c0")) CULSTM_RETURN_IF_ERROR(load_npy_f32(args.get("--c0"), &state, &in.c0));
   const std::int64_t LD = static_cast<std::int64_t>(spec.num_layers) * spec.num_directions();
-  if (!in.h0.empty() && in.h0.size() != static_cast<std::size_t>(LD * in.batch * spec.recurrent_size())) {
-    return error(StatusCode::kShapeMismatch, "--h0: expected [", LD, ", ", in.batch, ", ", spec.recurrent_size(), "] (",
-                 LD * in.batch * spec.recurrent_size(), " values), got ", in.h0.size(), " values");
+  io::Array state;
+  if (args.has("--h0")) {
+    CULSTM_RETURN_IF_ERROR(load_npy_f32(args.get("--h0"), &state, &in.h0));
+    CULSTM_RETURN_IF_ERROR(
+        check_shape("--h0", args.get("--h0"), state, {LD, in.batch, spec.recurrent_size()}, "([L*D, B, R])"));
   }
-  if (!in.c0.empty() && in.c0.size() != static_cast<std::size_t>(LD * in.batch * spec.hidden_size)) {
-    return error(StatusCode::kShapeMismatch, "--c0: expected [", LD, ", ", in.batch, ", ", spec.hidden_size, "] (",
-                 LD * in.batch * spec.hidden_size, " values), got ", in.c0.size(), " values");
+  if (args.has("--c0")) {
+    CULSTM_RETURN_IF_ERROR(load_npy_f32(args.get("--c0"), &state, &in.c0));
+    CULSTM_RETURN_IF_ERROR(
+        check_shape("--c0", args.get("--c0"), state, {LD, in.batch, spec.hidden_size}, "([L*D, B, H])"));
   }
   if (x.shape[2] != spec.input_size) {
     return error(StatusCode::kShapeMismatch, args.get("--input"), ": expected ", spec.input_size,

@@ -98,6 +98,12 @@ Array Array::from_f32(const std::vector<float>& values, std::vector<std::int64_t
   return a;
 }
 
+std::string shape_string(const std::vector<std::int64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t k = 0; k < shape.size(); ++k) s += detail::str(k ? ", " : "", shape[k]);
+  return s + "]";
+}
+
 bool checked_byte_size(const std::vector<std::int64_t>& shape, DType dtype, std::uint64_t* bytes) noexcept {
   std::int64_t nonzero_product = 1;
   bool has_zero = false;

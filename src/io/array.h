@@ -31,6 +31,9 @@ struct Array {
   static Array from_f32(const std::vector<float>& values, std::vector<std::int64_t> shape, DType dtype = DType::kF32);
 };
 
+// "[4, 8]": how error messages write a shape.
+std::string shape_string(const std::vector<std::int64_t>& shape);
+
 // numel * dtype_size of `shape` in *bytes; false when an extent is negative or the count overflows. Also false when
 // the non-zero extents alone multiply past int64 (Array::numel() may form that product before it meets a zero), so
 // an Array whose shape passed this check has a well-defined numel(). Readers use it before trusting a file's shape.

@@ -22,12 +22,6 @@ using detail::str;
 
 namespace internal {
 
-std::string shape_string(const std::vector<std::int64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t k = 0; k < shape.size(); ++k) s += str(k ? ", " : "", shape[k]);
-  return s + "]";
-}
-
 Status check_float_dtype(const std::string& what, const Array& a) {
   if (a.dtype != DType::kF32 && a.dtype != DType::kF16 && a.dtype != DType::kBF16 && a.dtype != DType::kF64) {
     return error(StatusCode::kDtypeMismatch, "tensor '", what, "': expected a floating-point dtype, got ",

@@ -15,9 +15,6 @@ namespace culstm {
 namespace io {
 namespace internal {
 
-// "[4, 8]"
-std::string shape_string(const std::vector<std::int64_t>& shape);
-
 // `a`'s values as f32 after checking that it is a floating-point tensor (f32/f16/bf16/f64) of exactly `shape` whose
 // bytes match the shape and whose values are all finite. Errors name the tensor `what`.
 Status float_tensor(const std::string& what, const Array& a, const std::vector<std::int64_t>& shape,

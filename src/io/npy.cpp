@@ -25,7 +25,8 @@ constexpr std::size_t kMaxRank = 64;
 // NumPy aligns the data to 64 bytes so that it can be memory-mapped with any alignment a dtype needs.
 constexpr std::size_t kDataAlignment = 64;
 
-std::string shape_string(const std::vector<std::int64_t>& shape) {
+// "(3, 4)", "(3,)": how NumPy writes a shape, in the header and in this reader's messages.
+std::string python_tuple(const std::vector<std::int64_t>& shape) {
   std::string s = "(";
   for (std::size_t k = 0; k < shape.size(); ++k) s += detail::str(k ? ", " : "", shape[k]);
   return s + (shape.size() == 1 ? ",)" : ")");
@@ -250,18 +251,18 @@ Status parse_npy_unchecked(const std::uint8_t* data, std::size_t size, Array* ou
   const std::size_t item_size = dtype_size(parsed.dtype);
   std::uint64_t needed = 0;
   if (!checked_byte_size(shape, parsed.dtype, &needed)) {
-    return error(StatusCode::kFormatError, ".npy: shape ", shape_string(shape), " of ", descr,
+    return error(StatusCode::kFormatError, ".npy: shape ", python_tuple(shape), " of ", descr,
                  " overflows a 64-bit byte count");
   }
   const std::uint8_t* payload = data + preamble + header_len;
   const std::size_t available = size - preamble - header_len;
   if (available < needed) {
-    return error(StatusCode::kFormatError, ".npy: data truncated: shape ", shape_string(shape), " of ", descr,
+    return error(StatusCode::kFormatError, ".npy: data truncated: shape ", python_tuple(shape), " of ", descr,
                  " needs ", needed, " bytes, the file has ", available);
   }
   if (available > needed) {
     return error(StatusCode::kFormatError, ".npy: ", available - needed, " trailing bytes after the ", needed,
-                 " bytes of data for shape ", shape_string(shape), " of ", descr);
+                 " bytes of data for shape ", python_tuple(shape), " of ", descr);
   }
 
   Array array;
@@ -307,7 +308,7 @@ Status write_npy(const std::string& path, const Array& array) {
   try {
     std::uint64_t needed = 0;
     if (!checked_byte_size(array.shape, array.dtype, &needed)) {
-      return error(StatusCode::kInvalidArgument, "write_npy ", path, ": shape ", shape_string(array.shape),
+      return error(StatusCode::kInvalidArgument, "write_npy ", path, ": shape ", python_tuple(array.shape),
                    " has a negative or overflowing extent");
     }
     if (array.shape.size() > kMaxRank) {
@@ -315,7 +316,7 @@ Status write_npy(const std::string& path, const Array& array) {
                    kMaxRank);
     }
     if (array.bytes.size() != needed) {
-      return error(StatusCode::kInvalidArgument, "write_npy ", path, ": shape ", shape_string(array.shape), " of ",
+      return error(StatusCode::kInvalidArgument, "write_npy ", path, ": shape ", python_tuple(array.shape), " of ",
                    dtype_name(array.dtype), " needs ", needed, " bytes, the array has ", array.bytes.size());
     }
     // NumPy has no bf16: store the values as f32, which represents every bf16 exactly.
@@ -325,7 +326,7 @@ Status write_npy(const std::string& path, const Array& array) {
 
     // Exactly what numpy.save writes, padded with spaces so the data starts at a multiple of 64.
     std::string header = detail::str("{'descr': '", descr_for(array.dtype),
-                                     "', 'fortran_order': False, 'shape': ", shape_string(array.shape), ", }");
+                                     "', 'fortran_order': False, 'shape': ", python_tuple(array.shape), ", }");
     const std::size_t preamble = kMagicSize + 2 + 2;            // version 1.0: uint16 header length
     const std::size_t unpadded = preamble + header.size() + 1;  // + '\n'
     header.append((kDataAlignment - unpadded % kDataAlignment) % kDataAlignment, ' ');

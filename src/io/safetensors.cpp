@@ -46,12 +46,6 @@ const char* dtype_to_name(DType dtype) {
   return "?";
 }
 
-std::string shape_string(const std::vector<std::int64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t k = 0; k < shape.size(); ++k) s += detail::str(k ? ", " : "", shape[k]);
-  return s + "]";
-}
-
 struct Entry {
   std::string name;
   DType dtype;

@@ -68,12 +68,6 @@ bool parse_lstm_name(const std::string& name, NameKey* out) {
   return false;
 }
 
-std::string shape_string(const std::vector<std::int64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t k = 0; k < shape.size(); ++k) s += str(k ? ", " : "", shape[k]);
-  return s + "]";
-}
-
 // ---- "culstm.spec" JSON -------------------------------------------------------------------------------------------
 
 json::Value activation_to_json(const Activation& a) {

@@ -179,6 +179,29 @@ expect("float lengths", ["run", "--weights", path("m.safetensors"), "--input", p
 write_npy("h0_bad.npy", "<f4", (4, 3, 10), b"\0" * (4 * 3 * 10 * 4))
 expect("h0 wrong size", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--h0",
        path("h0_bad.npy"), "--output", path("y.npy")], 1, stderr_has="--h0")
+# Every state/lengths file must have exactly the expected shape: the right element count in another order (ONNX's
+# layout-1 [B, D, H], or rank 2) is refused with both shapes named, never read as [L*D, B, R].
+for stale in ["y_h0_bdh.npy", "y_h0_rank2.npy", "y_c0_bdh.npy", "y_len_rank2.npy"]:
+    if os.path.exists(path(stale)):
+        os.remove(path(stale))
+write_npy("h0_bdh.npy", "<f4", (3, 4, 4), b"\0" * (3 * 4 * 4 * 4))
+expect("h0 same count, other order", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--h0",
+       path("h0_bdh.npy"), "--output", path("y_h0_bdh.npy")], 1,
+       stderr_has="ShapeMismatch: --h0 " + path("h0_bdh.npy") + ": expected shape [4, 3, 4] ([L*D, B, R]), got [3, 4, 4]")
+write_npy("h0_rank2.npy", "<f4", (12, 4), b"\0" * (12 * 4 * 4))
+expect("h0 rank 2", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--h0", path("h0_rank2.npy"),
+       "--output", path("y_h0_rank2.npy")], 1, stderr_has="got [12, 4]")
+write_npy("c0_bdh.npy", "<f4", (3, 4, 10), b"\0" * (3 * 4 * 10 * 4))
+expect("c0 same count, other order", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--c0",
+       path("c0_bdh.npy"), "--output", path("y_c0_bdh.npy")], 1,
+       stderr_has="--c0 " + path("c0_bdh.npy") + ": expected shape [4, 3, 10] ([L*D, B, H]), got [3, 4, 10]")
+write_npy("len_rank2.npy", "<i4", (1, 3), struct.pack("<3i", 7, 1, 1))
+expect("lengths rank 2", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--lengths",
+       path("len_rank2.npy"), "--output", path("y_len_rank2.npy")], 1,
+       stderr_has="expected shape [3] ([B]), got [1, 3]")
+for refused in ["y_h0_bdh.npy", "y_h0_rank2.npy", "y_c0_bdh.npy", "y_len_rank2.npy"]:
+    if os.path.exists(path(refused)):
+        failures.append(f"a refused run wrote its output {refused}")
 expect("output dir missing", ["run", "--weights", path("m.safetensors"), "--input", path("x.npy"), "--output",
        path("no/such/dir/y.npy")], 1, stderr_has="IoError")
 
