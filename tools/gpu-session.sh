@@ -226,19 +226,19 @@ rebuild() {
     grep -E 'error|FAILED' "$dir.build.log" | head -20
     return 1
   fi
-  mkdir -p "$dir/bin"
-  ln -sf ../tests/culstm_gpu_tests ../tools/culstm ../bench/culstm_bench ../bench/sync_microbench "$dir/bin/"
+  mkdir -p "$dir/culstm-bin"
+  ln -sf ../tests/culstm_gpu_tests ../tools/culstm ../bench/culstm_bench ../bench/sync_microbench "$dir/culstm-bin/"
   echo "== rebuilt $(elapsed)"
 }
 
 echo "== do the carried binaries load here?"
 if binaries_load gpu-carry/bin; then
   bin=gpu-carry/bin
-elif [[ -d build/gpu-fallback/bin ]] && binaries_load build/gpu-fallback/bin; then
-  bin=build/gpu-fallback/bin
+elif [[ -d build/gpu-fallback/culstm-bin ]] && binaries_load build/gpu-fallback/culstm-bin; then
+  bin=build/gpu-fallback/culstm-bin
   echo "== using the binaries an earlier call rebuilt on this machine"
-elif rebuild && binaries_load build/gpu-fallback/bin; then
-  bin=build/gpu-fallback/bin
+elif rebuild && binaries_load build/gpu-fallback/culstm-bin; then
+  bin=build/gpu-fallback/culstm-bin
 else
   echo "== NO RUNNABLE BINARIES: see above"
   finish 1

@@ -1103,9 +1103,10 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, Str
     const int a = algo_index(algo);
     if (!sizes.legal[a]) {
       const bool refusal = sizes.outcome[a].is_refusal(algo);
-      return error(refusal ? StatusCode::kNotSupported : StatusCode::kCudnnError, "backend cudnn: options.cudnn_algo = ",
-                   cudnn_algo_name(algo), refusal ? ": cuDNN refuses B=" : ": cuDNN failed to size B=", B, " T=", T,
-                   ": ", sizes.outcome[a].text());
+      return error(refusal ? StatusCode::kNotSupported : StatusCode::kCudnnError,
+                   "backend cudnn: options.cudnn_algo = ", cudnn_algo_name(algo),
+                   refusal ? ": cuDNN refuses B=" : ": cuDNN failed to size B=", B, " T=", T, ": ",
+                   sizes.outcome[a].text());
     }
   } else {
     std::lock_guard<std::mutex> lock(mu_);
