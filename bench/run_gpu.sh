@@ -15,7 +15,8 @@
 # Environment (all set by tools/gpu-session.sh): CULSTM_BIN_DIR (culstm_bench, sync_microbench), CULSTM_RESULTS_DIR,
 # CULSTM_COMMIT (recorded in every record), CULSTM_BENCH_TOTAL_S (this script's time). Knobs for later leases:
 # CULSTM_BENCH_ARGS (replaces the headline grid flags, e.g. the whole default grid: "--steps 100,1000"),
-# SYNC_BENCH_ARGS, CULSTM_BENCH_TORCH=1 (also torch_lstm_bench.py on the configurations culstm_bench reached).
+# SYNC_BENCH_ARGS (replaces "--hidden 512,1024"), CULSTM_BENCH_TORCH=1 (also torch_lstm_bench.py on the
+# configurations culstm_bench reached).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 : "${CULSTM_BIN_DIR:?set by tools/gpu-session.sh bench}" "${CULSTM_RESULTS_DIR:?set by tools/gpu-session.sh bench}"
@@ -30,6 +31,9 @@ driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null
 # The issue's headline grid (docs/gpu.md): the 3x and 1.5x target classes at T = 100, one layer.
 headline="--batch 1,8,64 --hidden 512,1024 --steps 100 --layers 1 --dirs uni,bi --dtypes f32,bf16"
 grid_args=${CULSTM_BENCH_ARGS:-$headline}
+# sync_microbench for the headline's hidden sizes only (the recurrence floor of a record uses its own H); it writes
+# its JSON at the end, so it must finish inside its limit.
+sync_args=${SYNC_BENCH_ARGS:---hidden 512,1024}
 
 # Clocks, temperature, power and throttle reasons around each step: a number taken while the GPU was throttled or
 # still clocking up shows here (nothing here changes clocks).
@@ -49,7 +53,7 @@ t=$(( $(left) - 100 ))
 if (( t >= 15 )); then
   set -x
   timeout --signal=INT "$t" "$CULSTM_BIN_DIR/sync_microbench" --json "$sync_json" --commit "$commit" \
-    --driver "${driver:-unknown}" ${SYNC_BENCH_ARGS:-}
+    --driver "${driver:-unknown}" $sync_args
   rc=$?
   { set +x; } 2>/dev/null
   echo "== sync_microbench exit $rc $(elapsed)"

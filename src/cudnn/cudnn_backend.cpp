@@ -564,9 +564,12 @@ class CudnnBackend final : public BackendImpl {
   Status model_entry(CudnnContext& ctx, ModelEntry** out) const;
   Status shape_entry(ModelEntry& me, std::int64_t batch, std::int64_t steps, ShapeEntry** out) const;
   Outcome dynamic_desc(CudnnContext& ctx, ModelEntry& me, std::int64_t batch, cudnnRNNDescriptor_t* out) const;
-  // Whether `me` (one Context's entry of this Model) holds a persist_dynamic descriptor built for `batch`.
-  static bool dynamic_built(const ModelEntry& me, std::int64_t batch) {
-    return std::any_of(me.dynamic.begin(), me.dynamic.end(), [batch](const auto& d) { return d.first == batch; });
+  // The persist_dynamic descriptor `me` (one Context's entry of this Model) has built for `batch`, or null.
+  static cudnnRNNDescriptor_t built_dynamic(const ModelEntry& me, std::int64_t batch) {
+    for (const auto& d : me.dynamic) {
+      if (d.first == batch) return d.second.get();
+    }
+    return nullptr;
   }
 
   struct Call {  // one forward's pointers and descriptors
@@ -949,11 +952,9 @@ Status CudnnBackend::shape_entry(ModelEntry& me, std::int64_t batch, std::int64_
 
 Outcome CudnnBackend::dynamic_desc(CudnnContext& ctx, ModelEntry& me, std::int64_t batch,
                                    cudnnRNNDescriptor_t* out) const {
-  for (auto& d : me.dynamic) {
-    if (d.first == batch) {
-      *out = d.second.get();
-      return Outcome{};
-    }
+  if (cudnnRNNDescriptor_t built = built_dynamic(me, batch)) {
+    *out = built;
+    return Outcome{};
   }
   // A descriptor of its own per batch size: cudnnBuildRNNDynamic compiles kernels for one mini-batch into it.
   RnnDesc desc;
@@ -1131,7 +1132,7 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, Str
     first.tuning = candidates.size() > 1;
     runs = candidates.size() == 1 ? kAlgos[candidates.front()] : CudnnAlgo::kAuto;
   }
-  first.dynamic_build = runs == CudnnAlgo::kPersistDynamic && !dynamic_built(*me, B);
+  first.dynamic_build = runs == CudnnAlgo::kPersistDynamic && built_dynamic(*me, B) == nullptr;
   CULSTM_RETURN_IF_ERROR(
       cudnn_host::check_capture(capture != cudaStreamCaptureStatusNone, first, options_.cudnn_algo, B, T));
   ShapeEntry* shape = nullptr;
