@@ -21,10 +21,12 @@ const cudnnRNNAlgo_t kAlgos[] = {CUDNN_RNN_ALGO_STANDARD, CUDNN_RNN_ALGO_PERSIST
                                  CUDNN_RNN_ALGO_PERSIST_STATIC_SMALL_H, CUDNN_RNN_ALGO_PERSIST_DYNAMIC};
 
 // cuDNN refusing this configuration or algorithm is recorded as "unsupported", not as a failure: decided on the
-// status code by the cudnn backend's own rule (src/cudnn/cudnn_status.h).
-Outcome check(cudnnStatus_t st, const char* what) {
+// status code and the algorithm the call was made for by the cudnn backend's own rule (src/cudnn/cudnn_status.h;
+// calls about no algorithm in particular read with STANDARD's, the strict one).
+Outcome check(cudnnStatus_t st, const char* what, cudnnRNNAlgo_t algo = CUDNN_RNN_ALGO_STANDARD) {
   if (st == CUDNN_STATUS_SUCCESS) return {};
-  return Outcome(std::string(what) + ": " + culstm::cudnn_status::message(st), culstm::cudnn_status::refused(st));
+  return Outcome(std::string(what) + ": " + culstm::cudnn_status::message(st),
+                 culstm::cudnn_status::refused(st, algo));
 }
 Outcome check(cudaError_t err, const char* what) {
   if (err == cudaSuccess) return {};
@@ -66,6 +68,7 @@ struct CudnnDirect::State {
   cudnnHandle_t handle = nullptr;
   cudaStream_t stream = nullptr;
   cudnnRNNDescriptor_t rnn = nullptr;
+  cudnnRNNAlgo_t algo = CUDNN_RNN_ALGO_STANDARD;
   cudnnDropoutDescriptor_t dropout = nullptr;
   cudnnRNNDataDescriptor_t x_desc = nullptr, y_desc = nullptr;
   cudnnTensorDescriptor_t h_desc = nullptr, c_desc = nullptr;
@@ -139,9 +142,10 @@ Outcome CudnnDirect::setup(const RnnShape& shape, const std::string& algorithm, 
                                                   D == 2 ? CUDNN_BIDIRECTIONAL : CUDNN_UNIDIRECTIONAL,
                                                   CUDNN_LINEAR_INPUT, dt, CUDNN_DATA_FLOAT, math, I, H, R, L,
                                                   s.dropout, CUDNN_RNN_PADDED_IO_DISABLED),
-                         "cudnnSetRNNDescriptor_v8"));
+                         "cudnnSetRNNDescriptor_v8", algo));
+  s.algo = algo;
   if (algo == CUDNN_RNN_ALGO_PERSIST_DYNAMIC) {
-    RETURN_IF_FAILED(check(cudnnBuildRNNDynamic(s.handle, s.rnn, B), "cudnnBuildRNNDynamic"));
+    RETURN_IF_FAILED(check(cudnnBuildRNNDynamic(s.handle, s.rnn, B), "cudnnBuildRNNDynamic", algo));
   }
 
   // x and y: seq-major packed (all lengths T: the same bytes as culstm's [T, B, F]).
@@ -163,10 +167,11 @@ Outcome CudnnDirect::setup(const RnnShape& shape, const std::string& algorithm, 
   RETURN_IF_FAILED(
       check(cudnnSetTensorNdDescriptor(s.c_desc, dt, 3, c_dims, c_strides), "cudnnSetTensorNdDescriptor c"));
 
-  RETURN_IF_FAILED(check(cudnnGetRNNWeightSpaceSize(s.handle, s.rnn, &s.weight_bytes), "cudnnGetRNNWeightSpaceSize"));
+  RETURN_IF_FAILED(check(cudnnGetRNNWeightSpaceSize(s.handle, s.rnn, &s.weight_bytes), "cudnnGetRNNWeightSpaceSize",
+                         algo));
   RETURN_IF_FAILED(check(cudnnGetRNNTempSpaceSizes(s.handle, s.rnn, CUDNN_FWD_MODE_INFERENCE, s.x_desc,
                                                    &s.workspace_bytes, &s.reserve_bytes),
-                         "cudnnGetRNNTempSpaceSizes"));
+                         "cudnnGetRNNTempSpaceSizes", algo));
   RETURN_IF_FAILED(check(cudaMalloc(&s.weights, s.weight_bytes), "cudaMalloc weights"));
   if (s.workspace_bytes) RETURN_IF_FAILED(check(cudaMalloc(&s.workspace, s.workspace_bytes), "cudaMalloc workspace"));
   if (s.reserve_bytes) RETURN_IF_FAILED(check(cudaMalloc(&s.reserve, s.reserve_bytes), "cudaMalloc reserve"));
@@ -196,7 +201,7 @@ Outcome CudnnDirect::run(const void* x) {
   return check(cudnnRNNForward(s.handle, s.rnn, CUDNN_FWD_MODE_INFERENCE, s.dev_seq_lengths, s.x_desc, x, s.y_desc,
                                s.y, s.h_desc, nullptr, s.hy, s.c_desc, nullptr, s.cy, s.weight_bytes, s.weights,
                                s.workspace_bytes, s.workspace, s.reserve_bytes, s.reserve),
-               "cudnnRNNForward");
+               "cudnnRNNForward", s.algo);
 }
 
 void* CudnnDirect::y() const { return s_->y; }

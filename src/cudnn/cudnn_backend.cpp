@@ -124,14 +124,15 @@ Status cuda_error(cudaError_t err, const char* what) {
     }                                                  \
   } while (0)
 
-// A cuDNN call's result, kept so a caller can tell "cuDNN refuses this configuration" (NOT_SUPPORTED or BAD_PARAM
-// from a call we made correctly) from a failure. `what` is a fixed-size copy: keeping it allocates nothing.
+// A cuDNN call's result, kept so a caller can tell "cuDNN refuses this configuration" (cudnn_status::refused, which
+// depends on the algorithm the call was made for) from a failure. `what` is a fixed-size copy: keeping it allocates
+// nothing.
 struct Outcome {
   cudnnStatus_t status = CUDNN_STATUS_SUCCESS;
   std::array<char, 240> what{};  // "cudnnRNNForward: CUDNN_STATUS_NOT_SUPPORTED (...)"
 
   bool ok() const { return status == CUDNN_STATUS_SUCCESS; }
-  bool is_refusal() const { return refused(status); }
+  bool is_refusal(CudnnAlgo algo) const { return refused(status, to_cudnn(algo)); }
   std::string text() const { return std::string(what.data()); }
   static Outcome of(cudnnStatus_t st, const char* call) {
     Outcome o;
@@ -563,6 +564,13 @@ class CudnnBackend final : public BackendImpl {
   Status model_entry(CudnnContext& ctx, ModelEntry** out) const;
   Status shape_entry(ModelEntry& me, std::int64_t batch, std::int64_t steps, ShapeEntry** out) const;
   Outcome dynamic_desc(CudnnContext& ctx, ModelEntry& me, std::int64_t batch, cudnnRNNDescriptor_t* out) const;
+  // The persist_dynamic descriptor `me` (one Context's entry of this Model) has built for `batch`, or null.
+  static cudnnRNNDescriptor_t built_dynamic(const ModelEntry& me, std::int64_t batch) {
+    for (const auto& d : me.dynamic) {
+      if (d.first == batch) return d.second.get();
+    }
+    return nullptr;
+  }
 
   struct Call {  // one forward's pointers and descriptors
     ShapeEntry* shape;
@@ -657,9 +665,10 @@ Status CudnnBackend::init(const Weights& weights) {
     AlgoState& st = algos_[a];
     std::size_t weight_bytes = 0;
     o = probe(a, &st.desc, &weight_bytes);
-    if (!o.ok() && a == 0 && o.is_refusal() && config_.math_type == CUDNN_TENSOR_OP_MATH) {
+    if (!o.ok() && a == 0 && !environment_failure(o.status) && config_.math_type == CUDNN_TENSOR_OP_MATH) {
       // 16-bit data: cuDNN documents TENSOR_OP_MATH and DEFAULT_MATH for it; PyTorch passes DEFAULT for bf16. Ask
-      // again with DEFAULT_MATH before calling the dtype unsupported (every algorithm then uses it).
+      // again with DEFAULT_MATH, whatever cuDNN answered, before reporting that answer (every algorithm then uses
+      // DEFAULT_MATH); when DEFAULT_MATH fails too, the first answer is the one classified and reported.
       const Outcome tensor_op = o;
       config_.math_type = CUDNN_DEFAULT_MATH;
       o = probe(a, &st.desc, &weight_bytes);
@@ -674,7 +683,7 @@ Status CudnnBackend::init(const Weights& weights) {
         if (environment_failure(o.status)) {
           return error(StatusCode::kBackendUnavailable, "backend cudnn: cuDNN cannot run here: ", o.text());
         }
-        if (o.is_refusal()) {
+        if (o.is_refusal(CudnnAlgo::kStandard)) {
           const std::string option =
               spec_.dtype != DType::kF32 ? str("dtype ", dtype_name(spec_.dtype)) : std::string("this spec");
           return error(StatusCode::kNotSupported, "backend cudnn: ", option, ": cuDNN ", cudnnGetVersion(),
@@ -943,11 +952,9 @@ Status CudnnBackend::shape_entry(ModelEntry& me, std::int64_t batch, std::int64_
 
 Outcome CudnnBackend::dynamic_desc(CudnnContext& ctx, ModelEntry& me, std::int64_t batch,
                                    cudnnRNNDescriptor_t* out) const {
-  for (auto& d : me.dynamic) {
-    if (d.first == batch) {
-      *out = d.second.get();
-      return Outcome{};
-    }
+  if (cudnnRNNDescriptor_t built = built_dynamic(me, batch)) {
+    *out = built;
+    return Outcome{};
   }
   // A descriptor of its own per batch size: cudnnBuildRNNDynamic compiles kernels for one mini-batch into it.
   RnnDesc desc;
@@ -1010,8 +1017,11 @@ Status CudnnBackend::tune(CudnnContext& ctx, ModelEntry& me, const TuneKey& key,
     }
   }
   if (candidates.empty()) {
-    return error(StatusCode::kNotSupported, "backend cudnn: no cuDNN algorithm accepts B=", key.batch,
-                 " T=", key.steps, ": standard: ", sizes.outcome[0].text());
+    // Standard is always packed under auto, so cuDNN's answer to it for this shape decides: a refusal, or an error.
+    return error(sizes.outcome[0].is_refusal(CudnnAlgo::kStandard) ? StatusCode::kNotSupported
+                                                                   : StatusCode::kCudnnError,
+                 "backend cudnn: no cuDNN algorithm accepts B=", key.batch, " T=", key.steps,
+                 ": standard: ", sizes.outcome[0].text());
   }
   int best = candidates.front();
   if (candidates.size() > 1) {  // forward checked that the stream is not being captured
@@ -1093,8 +1103,11 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, Str
   if (algo != CudnnAlgo::kAuto) {
     const int a = algo_index(algo);
     if (!sizes.legal[a]) {
-      return error(StatusCode::kNotSupported, "backend cudnn: options.cudnn_algo = ", cudnn_algo_name(algo),
-                   ": cuDNN refuses B=", B, " T=", T, ": ", sizes.outcome[a].text());
+      const bool refusal = sizes.outcome[a].is_refusal(algo);
+      return error(refusal ? StatusCode::kNotSupported : StatusCode::kCudnnError,
+                   "backend cudnn: options.cudnn_algo = ", cudnn_algo_name(algo),
+                   refusal ? ": cuDNN refuses B=" : ": cuDNN failed to size B=", B, " T=", T, ": ",
+                   sizes.outcome[a].text());
     }
   } else {
     std::lock_guard<std::mutex> lock(mu_);
@@ -1106,18 +1119,22 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, Str
     }
   }
 
-  if (need_tuning && tuning_candidates(sizes).size() > 1) {
-    // Checked before anything is enqueued, so that a refused call leaves nothing in the caller's graph.
-    if (capture != cudaStreamCaptureStatusNone) {
-      return error(StatusCode::kInvalidArgument, "backend cudnn: options.cudnn_algo = auto times the algorithms on the "
-                   "first forward of B=", B, " T=", T,
-                   ", which synchronizes and cannot run while the stream is being captured: run this shape once "
-                   "before capturing, or choose an explicit options.cudnn_algo");
-    }
-  }
-
   ModelEntry* me = nullptr;
   CULSTM_RETURN_IF_ERROR(model_entry(ctx, &me));
+  // What this call would do for the first time, which a capture cannot hold: checked before anything is enqueued,
+  // so that a refused call leaves nothing in the caller's graph. auto's tuning times several algorithms; whichever
+  // algorithm runs without tuning (explicit, auto's earlier choice, or auto's only candidate) may be persist_dynamic
+  // still unbuilt for B in this Context (each Context builds its own descriptor per batch size).
+  cudnn_host::FirstUse first;
+  CudnnAlgo runs = algo;
+  if (need_tuning) {
+    const std::vector<int> candidates = tuning_candidates(sizes);
+    first.tuning = candidates.size() > 1;
+    runs = candidates.size() == 1 ? kAlgos[candidates.front()] : CudnnAlgo::kAuto;
+  }
+  first.dynamic_build = runs == CudnnAlgo::kPersistDynamic && built_dynamic(*me, B) == nullptr;
+  CULSTM_RETURN_IF_ERROR(
+      cudnn_host::check_capture(capture != cudaStreamCaptureStatusNone, first, options_.cudnn_algo, B, T));
   ShapeEntry* shape = nullptr;
   CULSTM_RETURN_IF_ERROR(shape_entry(*me, B, T, &shape));
   if (lengths != nullptr) {
@@ -1193,7 +1210,7 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, Str
   if (!o.ok()) {
     // cudnnBuildRNNDynamic failing (e.g. no NVRTC at run time) means the algorithm cannot be used here.
     const bool build_failed = std::strncmp(o.what.data(), "cudnnBuildRNNDynamic", 20) == 0;
-    if (o.is_refusal() || build_failed) {
+    if (o.is_refusal(algo) || build_failed) {
       return error(StatusCode::kNotSupported, "backend cudnn: ", cudnn_algo_name(algo),
                    options_.cudnn_algo == CudnnAlgo::kAuto ? " (auto's choice)" : " (options.cudnn_algo)",
                    " refuses B=", B, " T=", T, " with these lengths: ", o.text());

@@ -188,6 +188,25 @@ Status check_spec_support(const LstmSpec& spec) {
   return Status::Ok();
 }
 
+Status check_capture(bool capturing, const FirstUse& first, CudnnAlgo requested, std::int64_t batch,
+                     std::int64_t steps) {
+  if (!capturing) return Status::Ok();
+  if (first.tuning) {
+    return error(StatusCode::kInvalidArgument, "backend cudnn: options.cudnn_algo = auto times the algorithms on the "
+                 "first forward of B=", batch, " T=", steps,
+                 ", which synchronizes and cannot run while the stream is being captured: run this shape once "
+                 "before capturing, or choose an explicit options.cudnn_algo");
+  }
+  if (first.dynamic_build) {
+    return error(StatusCode::kInvalidArgument, "backend cudnn: persist_dynamic (",
+                 requested == CudnnAlgo::kAuto ? "auto's choice for this shape" : "options.cudnn_algo",
+                 ") builds its kernels for each batch size on a Context's first forward of it (cudnnBuildRNNDynamic: "
+                 "a run-time compile), which cannot run while the stream is being captured: run B=", batch,
+                 " once on this Context before capturing, or choose another options.cudnn_algo");
+  }
+  return Status::Ok();
+}
+
 Status check_lengths(const std::int32_t* lengths, std::int64_t batch) {
   if (lengths == nullptr) return Status::Ok();
   for (std::int64_t b = 0; b < batch; ++b) {

@@ -26,6 +26,21 @@ Status check_spec_support(const LstmSpec& spec);
 // be null (every sequence has T steps).
 Status check_lengths(const std::int32_t* lengths, std::int64_t batch);
 
+// Work a forward would do for the first time, which cannot happen inside the caller's stream capture (it would
+// run during the capture instead of being recorded, or break it).
+struct FirstUse {
+  bool tuning = false;         // cudnn_algo = auto times several algorithms for a new shape (synchronizes)
+  bool dynamic_build = false;  // persist_dynamic is not yet built for this batch size in this Context:
+                               // cudnnBuildRNNDynamic compiles its kernels at run time (NVRTC) and loads them
+};
+
+// Ok unless `capturing` and `first` names some first-use work; then kInvalidArgument saying which work, for which
+// (B, T), and how to avoid it (run the shape once on this Context before capturing, or choose another
+// options.cudnn_algo). `requested` is options.cudnn_algo (auto or the explicit one). forward checks this before it
+// enqueues anything, so that a refused call leaves the caller's graph as it was.
+Status check_capture(bool capturing, const FirstUse& first, CudnnAlgo requested, std::int64_t batch,
+                     std::int64_t steps);
+
 // cuDNN's numbering of (layer, direction): pseudo-layer = layer * D + dir (dir 1 = the reverse half of a
 // bidirectional layer).
 inline int pseudo_layer(int layer, int dir, int num_directions) { return layer * num_directions + dir; }

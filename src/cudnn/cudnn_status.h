@@ -18,14 +18,20 @@ inline bool environment_failure(cudnnStatus_t st) {
          code == CUDNN_STATUS_NOT_SUPPORTED_SUBLIBRARY_UNAVAILABLE;
 }
 
-// cuDNN saying "not this configuration": the NOT_SUPPORTED family, and the plain BAD_PARAM (or OUT_OF_BOUND) that
-// the RNN API returns for a combination it does not take. The BAD_PARAM sub-codes about pointers, streams, shapes
-// or descriptors (NULL_POINTER, MISALIGNED_POINTER, STREAM_MISMATCH, SHAPE_MISMATCH, ...) mean misuse: a bug of ours
-// or an argument of the caller's, reported as such, never skipped as a refusal.
-inline bool refused(cudnnStatus_t st) {
+// cuDNN saying "not this configuration" to a call made for algorithm `algo` (calls about no algorithm in particular,
+// e.g. data descriptors, are read with CUDNN_RNN_ALGO_STANDARD):
+//   - any algorithm: the NOT_SUPPORTED family (less the environment codes above);
+//   - the persistent algorithms also: the plain BAD_PARAM (or INVALID_VALUE, OUT_OF_BOUND) that the RNN API returns
+//     for a combination they do not take (a hidden size, batch or length pattern outside their limits).
+// STANDARD is cuDNN's general algorithm and takes whatever the RNN API can express, so a plain BAD_PARAM from it
+// means an argument of ours is wrong (a descriptor bug that only hits bf16 or projections, say): an error to report
+// and fail on, never a refusal to skip. The BAD_PARAM sub-codes about pointers, streams, shapes or descriptors
+// (NULL_POINTER, MISALIGNED_POINTER, STREAM_MISMATCH, SHAPE_MISMATCH, ...) mean misuse for every algorithm.
+inline bool refused(cudnnStatus_t st, cudnnRNNAlgo_t algo) {
   const int code = static_cast<int>(st);
   if (environment_failure(st)) return false;
   if (CUDNN_STATUS_CATEGORY(code) == CUDNN_STATUS_NOT_SUPPORTED) return true;
+  if (algo == CUDNN_RNN_ALGO_STANDARD) return false;
   return code == CUDNN_STATUS_BAD_PARAM || code == 2001 /* CUDNN_STATUS_INVALID_VALUE, deprecated */ ||
          code == CUDNN_STATUS_BAD_PARAM_OUT_OF_BOUND;
 }

@@ -14,6 +14,9 @@
 #include <vector>
 
 #include "cudnn/cudnn_host.h"
+#if CULSTM_WITH_CUDNN
+#include "cudnn/cudnn_status.h"
+#endif
 #include "culstm/culstm.hpp"
 #include "float16.h"
 #include "test_util.h"
@@ -575,6 +578,95 @@ TEST(CudnnSupport, AlgoNamesAndOptionRange) {
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("options.cudnn_algo"), std::string::npos) << st.message();
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Under the caller's stream capture, forward refuses work it would do for the first time (cudnn_backend.cpp
+// decides what that is; the GPU half is CudnnBackendGpu.StreamCapture and .PersistDynamicUnderCapture).
+
+TEST(CudnnCapture, NothingToDoFirstOrNoCaptureIsOk) {
+  cudnn_host::FirstUse both;
+  both.tuning = both.dynamic_build = true;
+  EXPECT_TRUE(cudnn_host::check_capture(false, both, CudnnAlgo::kAuto, 8, 16).ok());
+  for (CudnnAlgo algo : {CudnnAlgo::kAuto, CudnnAlgo::kStandard, CudnnAlgo::kPersistDynamic}) {
+    EXPECT_TRUE(cudnn_host::check_capture(true, cudnn_host::FirstUse{}, algo, 8, 16).ok()) << cudnn_algo_name(algo);
+  }
+}
+
+TEST(CudnnCapture, AutoTuningUnderCaptureIsRefusedNamingTheShape) {
+  cudnn_host::FirstUse first;
+  first.tuning = true;
+  const Status st = cudnn_host::check_capture(true, first, CudnnAlgo::kAuto, 8, 16);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.to_string();
+  EXPECT_NE(st.message().find("auto times the algorithms"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("B=8 T=16"), std::string::npos) << st.message();
+}
+
+TEST(CudnnCapture, PersistDynamicBuildUnderCaptureIsRefusedNamingTheBatchAndWhoChoseIt) {
+  cudnn_host::FirstUse first;
+  first.dynamic_build = true;
+  const Status explicit_algo = cudnn_host::check_capture(true, first, CudnnAlgo::kPersistDynamic, 5, 40);
+  EXPECT_EQ(explicit_algo.code(), StatusCode::kInvalidArgument) << explicit_algo.to_string();
+  EXPECT_NE(explicit_algo.message().find("persist_dynamic (options.cudnn_algo)"), std::string::npos)
+      << explicit_algo.message();
+  EXPECT_NE(explicit_algo.message().find("cudnnBuildRNNDynamic"), std::string::npos) << explicit_algo.message();
+  EXPECT_NE(explicit_algo.message().find("run B=5 once on this Context before capturing"), std::string::npos)
+      << explicit_algo.message();
+  const Status auto_choice = cudnn_host::check_capture(true, first, CudnnAlgo::kAuto, 5, 40);
+  EXPECT_EQ(auto_choice.code(), StatusCode::kInvalidArgument) << auto_choice.to_string();
+  EXPECT_NE(auto_choice.message().find("persist_dynamic (auto's choice for this shape)"), std::string::npos)
+      << auto_choice.message();
+}
+
+#if CULSTM_WITH_CUDNN
+// How a cuDNN status reads (src/cudnn/cudnn_status.h): a plain BAD_PARAM is a refusal from a persistent algorithm
+// (its limits), but an error from STANDARD, which takes whatever the RNN API can express; misuse sub-codes and
+// the environment's failures are never refusals.
+TEST(CudnnStatus, BadParamFromStandardIsAnErrorNotARefusal) {
+  const cudnnRNNAlgo_t standard = CUDNN_RNN_ALGO_STANDARD;
+  const cudnnRNNAlgo_t persistent[] = {CUDNN_RNN_ALGO_PERSIST_STATIC, CUDNN_RNN_ALGO_PERSIST_STATIC_SMALL_H,
+                                       CUDNN_RNN_ALGO_PERSIST_DYNAMIC};
+  for (cudnnStatus_t plain : {CUDNN_STATUS_BAD_PARAM, static_cast<cudnnStatus_t>(2001) /* INVALID_VALUE */,
+                              CUDNN_STATUS_BAD_PARAM_OUT_OF_BOUND}) {
+    EXPECT_FALSE(cudnn_status::refused(plain, standard)) << static_cast<int>(plain);
+    for (cudnnRNNAlgo_t algo : persistent) {
+      EXPECT_TRUE(cudnn_status::refused(plain, algo)) << static_cast<int>(plain) << " algo " << algo;
+    }
+  }
+}
+
+TEST(CudnnStatus, NotSupportedIsARefusalForEveryAlgorithm) {
+  for (cudnnRNNAlgo_t algo : {CUDNN_RNN_ALGO_STANDARD, CUDNN_RNN_ALGO_PERSIST_STATIC,
+                              CUDNN_RNN_ALGO_PERSIST_STATIC_SMALL_H, CUDNN_RNN_ALGO_PERSIST_DYNAMIC}) {
+    for (cudnnStatus_t st : {CUDNN_STATUS_NOT_SUPPORTED, CUDNN_STATUS_NOT_SUPPORTED_SHAPE,
+                             CUDNN_STATUS_NOT_SUPPORTED_DATA_TYPE, CUDNN_STATUS_NOT_SUPPORTED_LAYOUT,
+                             CUDNN_STATUS_NOT_SUPPORTED_SHARED_MEMORY_INSUFFICIENT}) {
+      EXPECT_TRUE(cudnn_status::refused(st, algo)) << static_cast<int>(st) << " algo " << algo;
+      EXPECT_FALSE(cudnn_status::environment_failure(st)) << static_cast<int>(st);
+    }
+  }
+}
+
+TEST(CudnnStatus, MisuseFailuresAndTheEnvironmentAreNeverRefusals) {
+  const cudnnStatus_t never[] = {
+      CUDNN_STATUS_SUCCESS,  // not a refusal either: nothing was refused
+      CUDNN_STATUS_BAD_PARAM_NULL_POINTER, CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER,
+      CUDNN_STATUS_BAD_PARAM_STREAM_MISMATCH, CUDNN_STATUS_BAD_PARAM_SHAPE_MISMATCH,
+      CUDNN_STATUS_BAD_PARAM_SIZE_INSUFFICIENT, CUDNN_STATUS_INTERNAL_ERROR, CUDNN_STATUS_EXECUTION_FAILED,
+      CUDNN_STATUS_NOT_INITIALIZED, CUDNN_STATUS_SUBLIBRARY_LOADING_FAILED,
+      CUDNN_STATUS_NOT_SUPPORTED_INCOMPATIBLE_CUDA_DRIVER, CUDNN_STATUS_NOT_SUPPORTED_INCOMPATIBLE_CUDART,
+      CUDNN_STATUS_NOT_SUPPORTED_ARCH_MISMATCH, CUDNN_STATUS_NOT_SUPPORTED_SUBLIBRARY_UNAVAILABLE};
+  for (cudnnRNNAlgo_t algo : {CUDNN_RNN_ALGO_STANDARD, CUDNN_RNN_ALGO_PERSIST_STATIC,
+                              CUDNN_RNN_ALGO_PERSIST_STATIC_SMALL_H, CUDNN_RNN_ALGO_PERSIST_DYNAMIC}) {
+    for (cudnnStatus_t st : never) EXPECT_FALSE(cudnn_status::refused(st, algo)) << static_cast<int>(st);
+  }
+  for (cudnnStatus_t st : {CUDNN_STATUS_NOT_INITIALIZED, CUDNN_STATUS_SUBLIBRARY_LOADING_FAILED,
+                           CUDNN_STATUS_NOT_SUPPORTED_INCOMPATIBLE_CUDA_DRIVER,
+                           CUDNN_STATUS_NOT_SUPPORTED_ARCH_MISMATCH}) {
+    EXPECT_TRUE(cudnn_status::environment_failure(st)) << static_cast<int>(st);
+  }
+  EXPECT_FALSE(cudnn_status::environment_failure(CUDNN_STATUS_BAD_PARAM));
+}
+#endif  // CULSTM_WITH_CUDNN
 
 }  // namespace
 }  // namespace culstm
