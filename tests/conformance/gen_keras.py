@@ -15,11 +15,13 @@ tests/unit/conformance_test.cpp:
     mask the padded tail is processed first): "y_time_reversed".
   - A mask (our lengths) carries the previous output and state through masked steps; the final state is the state
     after the last valid step (= culstm's h_n/c_n, h0/c0 for length 0), but y at masked steps repeats the last
-    output (h0 before any valid step) unless zero_output_for_mask=True (Bidirectional sets it): "y_valid_steps_only".
+    output (before any valid step: h0 on JAX's scan, which these fixtures use; zeros on torch) unless
+    zero_output_for_mask=True (Bidirectional sets it): "y_valid_steps_only".
+  - return_sequences=False returns the last layer's h_n (directions side by side), not y[:, -1]: "y_last_is_h_n".
   - Keras returns states per layer and direction as [B,u] tensors; they are stacked here as [L*D,B,u] (layer-major,
     forward before backward), culstm's order.
 
-Run: tests/conformance/setup_venv.sh keras && build/conformance/venv-keras/bin/python tests/conformance/gen_keras.py
+Run: tests/conformance/generate.sh keras (tools/export_keras.py is imported from the repository).
 """
 import json
 import os
