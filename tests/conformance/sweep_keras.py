@@ -76,6 +76,14 @@ def random_case(rng):
     return c
 
 
+def output_width(layer):
+    """The features of the layer's output sequence: the next layer's input size."""
+    if isinstance(layer, keras.layers.LSTM):
+        return layer.units
+    forward, backward = layer.forward_layer.units, layer.backward_layer.units
+    return forward + backward if layer.merge_mode == "concat" else forward
+
+
 def build_layers(c):
     """The model's layers, built and given random weights (by the case's own generator)."""
     layers = []
@@ -98,9 +106,7 @@ def build_layers(c):
                 backward = keras.layers.LSTM(**back)
             layer = keras.layers.Bidirectional(lstm, backward_layer=backward, merge_mode=c["merge_mode"])
         layer.build((c["B"], c["T"], width))
-        width = options["units"] * (1 if layer is lstm else 2) if c["merge_mode"] == "concat" else options["units"]
-        if layer is not lstm and c["kind"] == "explicit_backward" and c["differ"] and c["differ"][0] == "units":
-            width = options["units"] + c["differ"][1]
+        width = output_width(layer)
         layers.append(layer)
     return layers
 
@@ -117,8 +123,6 @@ def keras_outputs(c, layers, x, lengths, h0, c0):
         if h0 is not None:
             kwargs["initial_state"] = [s for d in range(D) for s in (h0[l * D + d], c0[l * D + d])]
         out = [numpy(o) for o in layer(y, **kwargs)]
-        if isinstance(layer, keras.layers.Bidirectional) and c["merge_mode"] is None:
-            raise AssertionError("merge_mode None is not swept")
         y = out[0]
         h_n += [out[1 + 2 * d] for d in range(D)]
         c_n += [out[2 + 2 * d] for d in range(D)]
@@ -220,7 +224,7 @@ def sweep_one(c, rng, culstm, work, stats):
     x = rng.uniform(-1, 1, (c["B"], c["T"], c["I"])).astype(np.float32)
     lengths = rng.integers(0, c["T"] + 1, c["B"]) if c["masked"] else None
     h0 = c0 = None
-    if c["initial_state"] and c["refuse"] not in ("units",):
+    if c["initial_state"]:
         h0 = rng.uniform(-1, 1, (c["L"] * D, c["B"], c["u"])).astype(np.float32)
         c0 = rng.uniform(-1, 1, (c["L"] * D, c["B"], c["u"])).astype(np.float32)
     problems = []
@@ -230,8 +234,6 @@ def sweep_one(c, rng, culstm, work, stats):
     if os.path.exists(exported):
         os.remove(exported)
     if c["refuse"]:
-        if c["merge_mode"] != "concat":
-            h0 = c0 = None
         try:
             export_keras.export(model_path, exported, "", False)
             problems.append(f"export_keras.py accepted it (expected a refusal naming {c['refuse']})")
