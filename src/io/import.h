@@ -37,7 +37,7 @@ struct ImportOptions {
 
 // Metadata keys (safetensors "__metadata__"; values are JSON text). docs/formats.md documents each.
 constexpr const char* kMetaSpec = "culstm.spec";               // what names cannot tell (all conventions)
-constexpr const char* kMetaLayers = "culstm.layers";           // Keras: JSON list of layer paths, in stack order
+constexpr const char* kMetaLayers = "culstm.layers";           // Keras: the layers in stack order (paths or objects)
 constexpr const char* kMetaKeras = "culstm.keras";             // Keras: activations, go_backwards, merge_mode, ...
 constexpr const char* kMetaOnnxAttributes = "onnx.attributes";  // ONNX: the LSTM node's attributes
 

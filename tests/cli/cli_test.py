@@ -284,6 +284,25 @@ if os.path.exists(path("y_keras3.npy")) and open(path("y_keras.npy"), "rb").read
 expect("keras as pytorch", ["run", "--weights", path("keras.safetensors"), "--naming", "pytorch", "--input",
        path("x_keras.npy"), "--output", path("y.npy")], 1, stderr_has="weight_ih_l0")
 
+# Keras models culstm cannot express, as real Keras made them (tests/conformance/gen_keras.py): every refusal is one
+# line naming the option, exit 1, and no output file.
+KERAS_FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conformance", "fixtures", "keras")
+write_npy("x_keras_b3t6i4.npy", "<f4", (3, 6, 4), struct.pack("<72f", *[0.01 * k for k in range(72)]))
+write_npy("x_keras_b2t5i3.npy", "<f4", (2, 5, 3), struct.pack("<30f", *[0.03 * k for k in range(30)]))
+for fixture, option in (("bidirectional_backward_relu", "activation='relu'"), ("stack_units_5_7", "units=7")):
+    weights = os.path.join(KERAS_FIXTURES, fixture + ".safetensors")
+    for command, output in (("run", "y_refused.npy"), ("convert", "refused.safetensors")):
+        args = [command, "--weights", weights, "--output", path(output)]
+        if command == "run":
+            args += ["--input", path("x_keras_b2t5i3.npy"), "--backend", "reference"]
+        expect(f"keras {fixture} {command}", args, 1, stderr_has=option)
+        if os.path.exists(path(output)):
+            failures.append(f"keras {fixture} {command}: refused, yet wrote {output}")
+# An explicit backward_layer with the same options is the backward direction: (B, T, 2u).
+expect("keras explicit backward_layer", ["run", "--weights", os.path.join(KERAS_FIXTURES,
+       "bidirectional_explicit_backward.safetensors"), "--input", path("x_keras_b3t6i4.npy"), "--output",
+       path("y_explicit.npy"), "--backend", "reference"], 0, stdout_has="bidirectional")
+
 with open(path("lstm.onnx"), "wb") as f:
     f.write(onnx_lstm_model(hidden=3, inputs=2))
 write_npy("x_onnx.npy", "<f4", (4, 2, 2), struct.pack("<16f", *[0.1 * k for k in range(16)]))

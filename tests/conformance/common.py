@@ -120,6 +120,8 @@ def write_fixture(framework, case, *, weights, inputs, outputs, meta, expected, 
         tensors["conformance.lengths"] = np.ascontiguousarray(np.asarray(inputs["lengths"], dtype=np.int32))
     for key in ("y", "h_n", "c_n"):
         tensors["conformance." + key] = f32(outputs[key])
+    if outputs.get("y_last") is not None:  # Keras: the output with return_sequences=False, [B, D*H]
+        tensors["conformance.y_last"] = f32(outputs["y_last"])
     metadata = {
         "conformance.framework": framework,
         "conformance.case": case,

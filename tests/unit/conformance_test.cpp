@@ -11,10 +11,14 @@
 //   y_time_reversed            Keras go_backwards returns y in processing order: y[k] belongs to input step T-1-k.
 //   y_valid_steps_only         Keras masking repeats the previous output at masked steps (h0 before the first valid
 //                              step) where culstm writes padding: y is compared at t < len[b] only.
+//   y_last_is_h_n              Keras's output with return_sequences=False (conformance.y_last, [B, D*R]) is the
+//                              last layer's h_n with the directions side by side: compared to culstm's h_n.
 //   zero_length_state_is_zero  ONNX Runtime returns Y_h = Y_c = 0 for a sequence of length 0; culstm leaves the
 //                              state unchanged (h_n = h0, c_n = c0). The test checks ONNX Runtime's zeros and then
 //                              expects culstm's h0/c0 for those rows.
-// and converts layouts: ONNX Y [T,D,B,H] (layout 0) or [B,T,D,H] (layout 1) into culstm's [T,B,D*H] / [B,T,D*H],
+// A fixture with conformance.expect_error (a status code name) and conformance.expect_message holds a model culstm
+// cannot express: the test checks that the import refuses it with that code and a message naming the option.
+// It also converts layouts: ONNX Y [T,D,B,H] (layout 0) or [B,T,D,H] (layout 1) into culstm's [T,B,D*H] / [B,T,D*H],
 // ONNX layout-1 states [B,D,H] into [D,B,H].
 //
 // Error bounds (f32 fixtures; ‖out − ref‖ / ‖ref‖ over each of y, h_n, c_n) and what was measured when the
@@ -267,7 +271,7 @@ TEST_P(Conformance, MatchesFramework) {
   SCOPED_TRACE(id.framework + "/" + id.name + " (" + meta(file, "framework_version") + "): " + description);
   const std::set<std::string> adjustments = split_commas(meta(file, "adjustments"));
   const std::set<std::string> known = {"layout_from_call", "y_time_reversed", "y_valid_steps_only",
-                                       "zero_length_state_is_zero"};
+                                       "zero_length_state_is_zero", "y_last_is_h_n"};
   for (const std::string& a : adjustments) ASSERT_TRUE(known.count(a)) << "unknown adjustment " << a;
 
   LstmSpec expected;
@@ -282,6 +286,21 @@ TEST_P(Conformance, MatchesFramework) {
   LstmSpec spec;
   Weights weights;
   const Status imported = io::import_weights(file, options, &spec, &weights);
+  // A model culstm cannot express: the import must refuse it, with the code and the option named, whatever naming.
+  const std::string expect_error = meta(file, "expect_error");
+  if (!expect_error.empty()) {
+    const std::string expect_message = meta(file, "expect_message");
+    ASSERT_FALSE(expect_message.empty()) << "conformance.expect_error without conformance.expect_message";
+    for (io::Naming naming : {options.naming, io::Naming::kAuto}) {
+      io::ImportOptions o = options;
+      o.naming = naming;
+      const Status st = io::import_weights(file, o, &spec, &weights);
+      EXPECT_EQ(status_code_name(st.code()), expect_error) << st.to_string();
+      EXPECT_NE(st.message().find(expect_message), std::string::npos)
+          << "expected the message to name " << expect_message << ", got: " << st.to_string();
+    }
+    return;
+  }
   ASSERT_TRUE(imported.ok()) << "import_weights(naming=" << io::naming_name(options.naming) << ", prefix=\""
                              << options.prefix << "\"): " << imported.to_string();
   if (adjustments.count("layout_from_call")) spec.layout = expected.layout;
@@ -423,6 +442,23 @@ TEST_P(Conformance, MatchesFramework) {
     }
   }
 
+  // Keras's return_sequences=False output [B, D*R]: the last layer's h_n, directions side by side (go_backwards
+  // and the backward half of a Bidirectional end at t = 0, masked rows at their last valid step).
+  std::vector<float> y_last, y_last_ref;
+  if (adjustments.count("y_last_is_h_n")) {
+    const Array* y_last_a = tensor(file, "y_last");
+    ASSERT_NE(y_last_a, nullptr);
+    y_last_ref = y_last_a->to_f32();
+    ASSERT_EQ(static_cast<std::int64_t>(y_last_ref.size()), B * D * R);
+    const std::int64_t top = LD - D;  // the last layer's first state row
+    for (std::int64_t b = 0; b < B; ++b) {
+      for (std::int64_t d = 0; d < D; ++d) {
+        const float* h = &run.h_n[((top + d) * B + b) * R];
+        y_last.insert(y_last.end(), h, h + R);
+      }
+    }
+  }
+
   const double bound = relative_bound(id.framework);
   ASSERT_GT(bound, 0.0) << "no error bound for framework " << id.framework;
   const ErrorStats ey = compare(run.y, y_ref, y_mask);
@@ -431,7 +467,9 @@ TEST_P(Conformance, MatchesFramework) {
   EXPECT_LE(ey.relative, bound) << "y (max abs " << ey.max_abs << ", " << ey.compared << " values compared)";
   EXPECT_LE(eh.relative, bound) << "h_n (max abs " << eh.max_abs << ")";
   EXPECT_LE(ec.relative, bound) << "c_n (max abs " << ec.max_abs << ")";
-  const double worst = std::max({ey.relative, eh.relative, ec.relative});
+  const ErrorStats el = compare(y_last, y_last_ref);
+  EXPECT_LE(el.relative, bound) << "y_last (max abs " << el.max_abs << ")";
+  const double worst = std::max({ey.relative, eh.relative, ec.relative, el.relative});
   double& max_seen = measured_max()[id.framework];
   max_seen = std::max(max_seen, worst);
   RecordProperty("relative_error", std::to_string(worst));

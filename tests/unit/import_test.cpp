@@ -295,8 +295,9 @@ TEST(ImportKerasTest, RejectsMalformedLayers) {
   f.tensors.erase("lstm_1/lstm_cell/kernel");
   EXPECT_TRUE(HasError(import_weights(f, ImportOptions(), &s, &got), StatusCode::kFormatError, "lstm_1/lstm_cell/kernel"));
   f = good;
-  f.tensors.erase("lstm_1/lstm_cell/bias");
-  EXPECT_TRUE(HasError(import_weights(f, ImportOptions(), &s, &got), StatusCode::kFormatError, "bias"));
+  f.tensors.erase("lstm_1/lstm_cell/bias");  // what use_bias=False on the second layer leaves
+  EXPECT_TRUE(HasError(import_weights(f, ImportOptions(), &s, &got), StatusCode::kNotSupported,
+                       "layer 2 ('lstm_1') has use_bias=False, layer 1 ('lstm') use_bias=True"));
   f = good;
   f.tensors["lstm_1/lstm_cell/kernel"] = f32(std::vector<float>(24, 0.0f), {3, 8});  // input 3, expected 2
   EXPECT_TRUE(HasError(import_weights(f, ImportOptions(), &s, &got), StatusCode::kShapeMismatch, "lstm_1/lstm_cell/kernel"));
@@ -325,6 +326,130 @@ TEST(ImportKerasTest, RejectsMalformedLayers) {
   ImportOptions keras;
   keras.naming = Naming::kKeras;
   EXPECT_TRUE(HasError(import_weights(gru, keras, &s, &got), StatusCode::kFormatError, "GRU"));
+}
+
+// Bidirectional(LSTM(...), backward_layer=LSTM(..., go_backwards=True)): Keras names the backward weights after the
+// user's layer ("bidirectional/lstm_1/..."), not "backward_lstm". The wrapper's structure decides, not the name.
+TEST(ImportKerasTest, ExplicitBackwardLayerIsTheBackwardDirection) {
+  std::mt19937 rng(8);
+  LstmSpec spec = make_spec(3, 3, 1, Direction::kBidirectional);  // input size = units: a misread would not fail
+  spec.layout = BatchLayout::kBatchMajor;
+  const Weights w = keras_weights(spec, rng);
+  LstmSpec got_spec;
+  Weights got;
+  for (const char* wrapper : {"bidirectional/", ""}) {  // as built, and as Keras 3 names them after load_model
+    SCOPED_TRACE(wrapper);
+    SafetensorsFile file;
+    add_keras_cell(&file, std::string(wrapper) + "forward_lstm/lstm_cell", spec, w.at(0, 0), 0);
+    add_keras_cell(&file, std::string(wrapper) + "lstm_1/lstm_cell", spec, w.at(0, 1), 0);
+    Status st = import_weights(file, ImportOptions(), &got_spec, &got);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    EXPECT_EQ(got_spec.describe(), spec.describe());
+    ExpectSameWeights(spec, w, got);
+  }
+  // The structure as tools/export_keras.py writes it, with every option of both LSTMs.
+  SafetensorsFile file;
+  add_keras_cell(&file, "bidirectional/forward_lstm/lstm_cell", spec, w.at(0, 0), 0);
+  add_keras_cell(&file, "bidirectional/lstm_1/lstm_cell", spec, w.at(0, 1), 0);
+  file.metadata[kMetaKeras] = R"({"keras_version": "3.15.1"})";
+  const std::string fwd = R"({"path": "bidirectional/forward_lstm", "activation": "tanh", "recurrent_activation": "sigmoid", "go_backwards": false})";
+  auto layers = [&](const std::string& backward_options) {
+    return R"([{"path": "bidirectional", "merge_mode": "concat", "forward": )" + fwd +
+           R"(, "backward": {"path": "bidirectional/lstm_1", )" + backward_options + "}}]";
+  };
+  file.metadata[kMetaLayers] = layers(R"("activation": "tanh", "recurrent_activation": "sigmoid", "go_backwards": true)");
+  Status st = import_weights(file, ImportOptions(), &got_spec, &got);
+  ASSERT_TRUE(st.ok()) << st.to_string();
+  EXPECT_EQ(got_spec.describe(), spec.describe());
+  ExpectSameWeights(spec, w, got);
+  // A backward LSTM with other options than the forward one cannot be one culstm layer: refused, named.
+  const LstmSpec before = got_spec;
+  file.metadata[kMetaLayers] = layers(R"("activation": "relu", "go_backwards": true)");
+  EXPECT_TRUE(HasError(import_weights(file, ImportOptions(), &got_spec, &got), StatusCode::kNotSupported,
+                       "layer 1's backward LSTM ('bidirectional/lstm_1') has activation='relu', layer 1's forward "
+                       "LSTM ('bidirectional/forward_lstm') activation='tanh'"));
+  file.metadata[kMetaLayers] = layers(R"("recurrent_activation": "hard_sigmoid")");
+  EXPECT_TRUE(HasError(import_weights(file, ImportOptions(), &got_spec, &got), StatusCode::kNotSupported,
+                       "recurrent_activation='hard_sigmoid'"));
+  // The forward LSTM going backwards and the backward one forwards: Keras returns both halves time-reversed.
+  file.metadata[kMetaLayers] = R"([{"path": "bidirectional", "forward": {"path": "bidirectional/forward_lstm",
+      "go_backwards": true}, "backward": {"path": "bidirectional/lstm_1"}}])";
+  EXPECT_TRUE(HasError(import_weights(file, ImportOptions(), &got_spec, &got), StatusCode::kNotSupported,
+                       "forward LSTM has go_backwards=True and its backward LSTM go_backwards=False"));
+  EXPECT_EQ(got_spec.describe(), before.describe());  // untouched by the refusals
+  // Malformed structure.
+  file.metadata[kMetaLayers] = R"([{"path": "bidirectional", "forward": {"path": "bidirectional/forward_lstm"}}])";
+  EXPECT_TRUE(HasError(import_weights(file, ImportOptions(), &got_spec, &got), StatusCode::kFormatError, "backward"));
+  file.metadata[kMetaLayers] = R"([{"path": "bidirectional", "forward": {"path": "bidirectional/forward_lstm"},
+      "backward": {"path": "bidirectional/backward_lstm"}}])";
+  EXPECT_TRUE(HasError(import_weights(file, ImportOptions(), &got_spec, &got), StatusCode::kFormatError,
+                       "no Keras LSTM weights for 'bidirectional/backward_lstm'"));
+  file.metadata[kMetaLayers] = R"([{"path": "bidirectional", "forward": {"path": "bidirectional/forward_lstm"},
+      "backward": {"path": "bidirectional/forward_lstm"}}])";
+  EXPECT_TRUE(HasError(import_weights(file, ImportOptions(), &got_spec, &got), StatusCode::kFormatError, "twice"));
+  file.metadata[kMetaLayers] = R"([{"path": "bidirectional", "units": 3, "forward": {"path": "bidirectional/forward_lstm"},
+      "backward": {"path": "bidirectional/lstm_1"}}])";
+  EXPECT_TRUE(HasError(import_weights(file, ImportOptions(), &got_spec, &got), StatusCode::kFormatError, "units"));
+  file.metadata[kMetaLayers] = R"([{"path": "bidirectional/lstm_1", "unroll": true}])";
+  EXPECT_TRUE(HasError(import_weights(file, ImportOptions(), &got_spec, &got), StatusCode::kFormatError, "unroll"));
+  // One LSTM of the pair, described alone, is a unidirectional layer of its own.
+  file.metadata[kMetaLayers] = R"([{"path": "bidirectional/lstm_1", "go_backwards": true}])";
+  st = import_weights(file, ImportOptions(), &got_spec, &got);
+  ASSERT_TRUE(st.ok()) << st.to_string();
+  EXPECT_EQ(got_spec.direction, Direction::kReverse);
+  EXPECT_EQ(got.at(0, 0).w_ih, w.at(0, 1).w_ih);
+}
+
+// A wrapper whose LSTMs do not show which is forward and which backward is refused, not guessed.
+TEST(ImportKerasTest, RefusesAWrapperWhoseDirectionsTheNamesCannotTell) {
+  std::mt19937 rng(9);
+  LstmSpec spec = make_spec(3, 3, 1, Direction::kBidirectional);
+  const Weights w = keras_weights(spec, rng);
+  LstmSpec s;
+  Weights got;
+  SafetensorsFile file;
+  add_keras_cell(&file, "bidirectional/forward_lstm/lstm_cell", spec, w.at(0, 0), 0);
+  add_keras_cell(&file, "bidirectional/lstm_1/lstm_cell", spec, w.at(0, 1), 0);
+  add_keras_cell(&file, "bidirectional/lstm_2/lstm_cell", spec, w.at(0, 1), 0);
+  EXPECT_TRUE(HasError(import_weights(file, ImportOptions(), &s, &got), StatusCode::kFormatError,
+                       "'bidirectional' holds the LSTMs 'bidirectional/forward_lstm', 'bidirectional/lstm_1', "
+                       "'bidirectional/lstm_2'"));
+  // Two Bidirectional layers after load_model (Keras 3 drops the wrapper from the paths): four LSTMs in one place.
+  SafetensorsFile flat;
+  for (const char* name : {"forward_lstm", "backward_lstm", "forward_lstm_1", "backward_lstm_1"}) {
+    add_keras_cell(&flat, std::string(name) + "/lstm_cell", spec, w.at(0, 0), 0);
+  }
+  EXPECT_TRUE(HasError(import_weights(flat, ImportOptions(), &s, &got), StatusCode::kFormatError, "culstm.layers"));
+  // A backward LSTM without a forward one.
+  SafetensorsFile lone;
+  add_keras_cell(&lone, "bidirectional/backward_lstm/lstm_cell", spec, w.at(0, 1), 0);
+  EXPECT_TRUE(HasError(import_weights(lone, ImportOptions(), &s, &got), StatusCode::kFormatError, "forward_"));
+}
+
+// culstm's LstmSpec has one hidden size: a stack of layers with different units is NotSupported, said as such.
+TEST(ImportKerasTest, StackWithDifferentUnitsIsNotSupported) {
+  std::mt19937 rng(10);
+  const LstmSpec first = make_spec(4, 5, 1, Direction::kForward);
+  LstmSpec second = make_spec(5, 7, 1, Direction::kForward);
+  const Weights w1 = keras_weights(first, rng), w2 = keras_weights(second, rng);
+  SafetensorsFile file;
+  add_keras_cell(&file, "lstm/lstm_cell", first, w1.at(0, 0), 0);
+  add_keras_cell(&file, "lstm_1/lstm_cell", second, w2.at(0, 0), 0);
+  LstmSpec s;
+  Weights got;
+  EXPECT_TRUE(HasError(import_weights(file, ImportOptions(), &s, &got), StatusCode::kNotSupported,
+                       "culstm's LstmSpec has one hidden size for all layers and directions; Keras layer 2 "
+                       "('lstm_1') has units=7, layer 1 ('lstm') units=5"));
+  // Each layer alone imports.
+  file.metadata[kMetaLayers] = R"(["lstm_1"])";
+  Status st = import_weights(file, ImportOptions(), &s, &got);
+  ASSERT_TRUE(st.ok()) << st.to_string();
+  EXPECT_EQ(s.hidden_size, 7);
+  EXPECT_EQ(s.input_size, 5);
+  // A unidirectional stack whose layers go different ways.
+  file.metadata[kMetaLayers] = R"([{"path": "lstm"}, {"path": "lstm_1", "go_backwards": true}])";
+  EXPECT_TRUE(HasError(import_weights(file, ImportOptions(), &s, &got), StatusCode::kNotSupported,
+                       "layer 2 ('lstm_1') has go_backwards=True"));
 }
 
 TEST(ImportKerasTest, NaturalOrder) {
