@@ -137,6 +137,17 @@ Status persistent_blocks_per_sm(DType dtype, std::size_t smem_bytes, int* out) {
   return Status::Ok();
 }
 
+Status load_persistent_kernels() {
+  for (const DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+    for (const int chunk : kChunks) {
+      cudaFuncAttributes attributes{};
+      CULSTM_RETURN_IF_ERROR(cleared(cudaFuncGetAttributes(&attributes, kernel_for(dtype, chunk)),
+                                     "cudaFuncGetAttributes(culstm_lstm_persistent_layer)"));
+    }
+  }
+  return Status::Ok();
+}
+
 Status launch_persistent_layer(DType dtype, const PersistentLayerParams& params, Stream stream) {
   const void* kernel = kernel_for(dtype, persistent_batch_chunk(params.dims.batch));
   if (kernel == nullptr) {

@@ -140,6 +140,9 @@ Status persistent_device_limits(int device, PersistentDeviceLimits* out);
 // 0 when it cannot run at all.
 Status persistent_blocks_per_sm(DType dtype, std::size_t smem_bytes, int* out);
 
+// Loads every instantiation of the persistent kernel on the current device (see load_stepwise_kernels).
+Status load_persistent_kernels();
+
 // Enqueues the layer as ONE cooperative launch of D * blocks_per_direction blocks on `stream`. The caller has
 // checked co-residency (persistent_blocks_per_sm x sm_count >= blocks) for this batch size; the launch fails with
 // cudaErrorCooperativeLaunchTooLarge (never a hang) if that is not so.

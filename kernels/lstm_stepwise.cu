@@ -41,11 +41,34 @@ Status with_storage_type(DType dtype, const char* kernel, Launch&& launch) {
 
 }  // namespace
 
-Status check_kernel_image() {
+namespace {
+// cudaFuncGetAttributes loads the function (and reports a missing image; cuda_status consumes that error).
+Status load_kernel(const void* kernel, const char* name) {
   cudaFuncAttributes attributes{};
-  const cudaError_t err = cudaFuncGetAttributes(&attributes, culstm_upload_lengths);
-  if (err != cudaSuccess) cudaGetLastError();  // not sticky; keep it out of later launch checks
-  return cuda_status(err, "cudaFuncGetAttributes(culstm_upload_lengths)");
+  return cuda_status(cudaFuncGetAttributes(&attributes, kernel), name);
+}
+
+template <typename T>
+Status load_typed_kernels() {
+  CULSTM_RETURN_IF_ERROR(load_kernel(reinterpret_cast<const void*>(&culstm_load_initial_state<T>),
+                                     "cudaFuncGetAttributes(culstm_load_initial_state)"));
+  CULSTM_RETURN_IF_ERROR(
+      load_kernel(reinterpret_cast<const void*>(&culstm_fill_padding<T>), "cudaFuncGetAttributes(culstm_fill_padding)"));
+  CULSTM_RETURN_IF_ERROR(load_kernel(reinterpret_cast<const void*>(&culstm_lstm_pointwise_step<T>),
+                                     "cudaFuncGetAttributes(culstm_lstm_pointwise_step)"));
+  CULSTM_RETURN_IF_ERROR(load_kernel(reinterpret_cast<const void*>(&culstm_lstm_projection_commit<T>),
+                                     "cudaFuncGetAttributes(culstm_lstm_projection_commit)"));
+  return load_kernel(reinterpret_cast<const void*>(&culstm_store_final_state<T>),
+                     "cudaFuncGetAttributes(culstm_store_final_state)");
+}
+}  // namespace
+
+Status load_stepwise_kernels() {
+  CULSTM_RETURN_IF_ERROR(load_kernel(reinterpret_cast<const void*>(&culstm_upload_lengths),
+                                     "cudaFuncGetAttributes(culstm_upload_lengths)"));
+  CULSTM_RETURN_IF_ERROR(load_typed_kernels<float>());
+  CULSTM_RETURN_IF_ERROR(load_typed_kernels<__half>());
+  return load_typed_kernels<__nv_bfloat16>();
 }
 
 Status launch_upload_lengths(const UploadLengthsParams& params, Stream stream) {

@@ -121,9 +121,11 @@ CULSTM_HD long long output_elements(const LayerDims& d) {  // fill padding: the 
   return d.seq_len * d.batch * d.directions * d.recurrent;
 }
 
-// Ok when this build has device code the current GPU can run (cudaFuncGetAttributes on one of the kernels);
-// kCudaError with the runtime's reason (e.g. cudaErrorNoKernelImageForDevice) otherwise.
-Status check_kernel_image();
+// Loads every kernel of the stepwise engine (each storage type) on the current device: under lazy module loading
+// (CUDA's default) a kernel is otherwise loaded at its first launch, which may then fall inside a stream capture.
+// Also the check that this build has device code the GPU can run: kCudaError with the runtime's reason (e.g.
+// cudaErrorNoKernelImageForDevice) otherwise.
+Status load_stepwise_kernels();
 
 // Launchers: enqueue on `stream`, then check the launch (cudaGetLastError). `dtype` is the model's storage type.
 Status launch_upload_lengths(const UploadLengthsParams& params, Stream stream);

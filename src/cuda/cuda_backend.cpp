@@ -41,6 +41,17 @@ using stepwise::StepwiseLayout;
 // ---------------------------------------------------------------------------------------------------------------
 // Small RAII helpers.
 
+// A non-blocking stream of the current device for the weight upload, destroyed with the scope.
+struct UploadStream {
+  cudaStream_t stream = nullptr;
+  UploadStream() = default;
+  UploadStream(const UploadStream&) = delete;
+  UploadStream& operator=(const UploadStream&) = delete;
+  ~UploadStream() {
+    if (stream != nullptr) cudaStreamDestroy(stream);
+  }
+  Status create() { return cuda_status(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate"); }
+};
 
 // Points the Context's cuBLAS handle at our stream, the caller's workspace slice, host pointer mode and the default
 // math mode (tf32 is asked for through the compute type only), and puts back the stream, pointer mode and math
@@ -290,10 +301,15 @@ class CudaBackend final : public BackendImpl {
     DeviceGuard guard;
     CULSTM_RETURN_IF_ERROR(guard.enter(options_.device));
     CULSTM_CUDA_CHECK(cudaMalloc(&arena_, packed.bytes.size()));
-    CULSTM_CUDA_CHECK(cudaMemcpy(arena_, packed.bytes.data(), packed.bytes.size(), cudaMemcpyHostToDevice));
-    // A copy from pageable memory may return before its DMA has landed, and the Model is then used from other
-    // streams: wait for it here, once, at creation (never in forward).
-    CULSTM_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+    // The copy goes through a private non-blocking stream, and only that stream is waited for: the legacy default
+    // stream (cudaMemcpy, cudaStreamSynchronize(0)) waits on every blocking stream of the device and fails while
+    // another thread captures one. The wait itself is needed once, at creation (never in forward): a copy from
+    // pageable memory may return before its DMA has landed, and the Model is then used from other streams.
+    UploadStream upload;
+    CULSTM_RETURN_IF_ERROR(upload.create());
+    CULSTM_CUDA_CHECK(cudaMemcpyAsync(arena_, packed.bytes.data(), packed.bytes.size(), cudaMemcpyHostToDevice,
+                                      upload.stream));
+    CULSTM_CUDA_CHECK(cudaStreamSynchronize(upload.stream));
     layers_ = stepwise::weight_pointers(spec_, packed, arena_);
     return Status::Ok();
   }
@@ -418,6 +434,18 @@ Status CudaBackend::run_graph(CudaContext& ctx, const ForwardArgs& args, const s
   }
   ctx.cached.valid = false;  // until a graph for `current` is in place
 
+  // In mode `on` a capture can be the first time these GEMM shapes run (auto captures only a call that already
+  // ran directly), and cuBLAS picks and loads its kernel for a shape at the first call: run each shape once,
+  // directly, before the capture. Those GEMMs write only the workspace's scratch, which the graph overwrites
+  // before reading it; culstm's own kernels were loaded at Model creation.
+  if (ctx.mode == CudaGraphMode::kOn) {
+    CublasScope scope(ctx.cublas);
+    CULSTM_RETURN_IF_ERROR(configure_cublas(scope, args, shape, stream));
+    CudaExecutor exec(ctx.cublas, types_, spec_.dtype, stream);
+    stepwise::DistinctGemmsOnly warm_up(exec);
+    CULSTM_RETURN_IF_ERROR(stepwise::run_stepwise(spec_, layers_, args, shape, cublas_bytes_, warm_up, engines_));
+  }
+
   cudaGraph_t graph = nullptr;
   {
     // The handle is set up before the capture begins and restored after it ends, so that nothing but the
@@ -482,8 +510,11 @@ Status make_cuda_backend(const LstmSpec& spec, const Weights& weights, const Mod
   int major = 0, minor = 0;
   CULSTM_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, options.device));
   CULSTM_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, options.device));
-  // A GPU whose architecture this build has no code for cannot run our kernels: say so (auto then falls back).
-  const Status image = kernels::check_kernel_image();
+  // Every kernel is loaded now, at creation, so that none is first loaded inside a stream capture (graph mode
+  // `on` captures a Context's first call). A GPU whose architecture this build has no code for cannot run our
+  // kernels: say so (auto then falls back).
+  Status image = kernels::load_stepwise_kernels();
+  if (image.ok()) image = kernels::load_persistent_kernels();
   if (!image.ok()) {
     return error(StatusCode::kNotSupported, "backend cuda: no kernel image for this GPU (sm_", major, minor,
                  "; built for ", CULSTM_CUDA_ARCHITECTURES, "): ", image.message());

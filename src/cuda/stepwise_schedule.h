@@ -66,6 +66,26 @@ class Executor {
   virtual Status persistent_layer(const kernels::PersistentLayerParams& p) = 0;  // kernels/lstm_persistent.h
 };
 
+// Passes each GEMM of a distinct shape (sizes, transposes, leading dimensions, batch) on to `exec` once and drops
+// everything else: run through the schedule, it calls every GEMM kernel a forward needs exactly once (the cuda
+// backend's warm-up before capturing a CUDA graph).
+class DistinctGemmsOnly final : public Executor {
+ public:
+  explicit DistinctGemmsOnly(Executor& exec) : exec_(exec) {}
+  Status gemm(const BlasGemm& g, const char* what) override;
+  Status upload_lengths(const kernels::UploadLengthsParams&) override { return Status::Ok(); }
+  Status initial_state(const kernels::InitialStateParams&) override { return Status::Ok(); }
+  Status fill_padding(const kernels::FillPaddingParams&) override { return Status::Ok(); }
+  Status pointwise_step(const kernels::PointwiseStepParams&) override { return Status::Ok(); }
+  Status projection_commit(const kernels::ProjectionCommitParams&) override { return Status::Ok(); }
+  Status final_state(const kernels::FinalStateParams&) override { return Status::Ok(); }
+  Status persistent_layer(const kernels::PersistentLayerParams&) override { return Status::Ok(); }
+
+ private:
+  Executor& exec_;
+  std::vector<BlasGemm> seen_;  // a handful: at most three shapes per layer
+};
+
 // One layer's weights as the GEMMs and kernels read them.
 struct LayerWeightPointers {
   const void* w_ih = nullptr;       // [D*4H, I_l] dtype: both directions stacked, so ONE input GEMM serves both

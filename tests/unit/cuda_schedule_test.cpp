@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -845,6 +846,73 @@ TEST(StepwiseSchedule, PackedWeightsStackDirectionsAndSumBiases) {
   const auto none = stepwise::weight_pointers(s, plain, plain.bytes.data());
   EXPECT_EQ(none[0].bias, nullptr);
   EXPECT_EQ(none[0].peephole, nullptr);
+}
+
+// Records what the schedule asks for, dereferencing nothing.
+class RecordingExecutor final : public stepwise::Executor {
+ public:
+  std::vector<BlasGemm> gemms;
+  int kernels = 0;
+  Status gemm(const BlasGemm& g, const char*) override {
+    gemms.push_back(g);
+    return Status::Ok();
+  }
+  Status upload_lengths(const kernels::UploadLengthsParams&) override { return kernel(); }
+  Status initial_state(const kernels::InitialStateParams&) override { return kernel(); }
+  Status fill_padding(const kernels::FillPaddingParams&) override { return kernel(); }
+  Status pointwise_step(const kernels::PointwiseStepParams&) override { return kernel(); }
+  Status projection_commit(const kernels::ProjectionCommitParams&) override { return kernel(); }
+  Status final_state(const kernels::FinalStateParams&) override { return kernel(); }
+  Status persistent_layer(const kernels::PersistentLayerParams&) override { return kernel(); }
+
+ private:
+  Status kernel() {
+    ++kernels;
+    return Status::Ok();
+  }
+};
+
+std::string gemm_shape(const BlasGemm& g) {
+  std::ostringstream s;
+  s << g.trans_a << g.trans_b << " " << g.m << "x" << g.n << "x" << g.k << " ld " << g.lda << "," << g.ldb << ","
+    << g.ldc << " batch " << g.batch;
+  return s.str();
+}
+
+// The warm-up before a graph capture (graph mode `on`): every GEMM shape of the forward exactly once, no kernel.
+TEST(StepwiseSchedule, DistinctGemmsOnlyCallsEachGemmShapeOnceAndNoKernel) {
+  LstmSpec s;
+  s.input_size = 5;
+  s.hidden_size = 6;
+  s.proj_size = 3;
+  s.num_layers = 3;
+  s.direction = Direction::kBidirectional;
+  const std::int64_t T = 4, B = 3;
+  std::int32_t lengths[3] = {4, 1, 0};
+  std::vector<std::uint8_t> fake(1);  // never dereferenced: the executors only record
+  ForwardArgs a;
+  a.x = TensorView::host(fake.data(), DType::kF32, {T, B, s.input_size});
+  a.lengths = TensorView::host(lengths, DType::kI32, {B});
+  a.y = TensorView::host(fake.data(), DType::kF32, {T, B, s.output_size()});
+  a.workspace = fake.data();
+  const stepwise::RunShape shape = stepwise::run_shape(s, a);
+  const std::vector<stepwise::LayerWeightPointers> weights(static_cast<std::size_t>(s.num_layers));
+
+  RecordingExecutor all;
+  ASSERT_TRUE(stepwise::run_stepwise(s, weights, a, shape, 1024, all).ok());
+  std::set<std::string> distinct;
+  for (const BlasGemm& g : all.gemms) distinct.insert(gemm_shape(g));
+  // Layer 0's input GEMM (k = 5) differs from the others' (k = D*P = 6); recurrent and projection shapes repeat.
+  EXPECT_EQ(distinct.size(), 4u);
+  ASSERT_GT(all.gemms.size(), distinct.size());
+
+  RecordingExecutor warmed;
+  stepwise::DistinctGemmsOnly warm_up(warmed);
+  ASSERT_TRUE(stepwise::run_stepwise(s, weights, a, shape, 1024, warm_up).ok());
+  EXPECT_EQ(warmed.kernels, 0);
+  std::set<std::string> seen;
+  for (const BlasGemm& g : warmed.gemms) EXPECT_TRUE(seen.insert(gemm_shape(g)).second) << gemm_shape(g);
+  EXPECT_EQ(seen, distinct);
 }
 
 TEST(StepwiseSchedule, RunShapeFromLengths) {
