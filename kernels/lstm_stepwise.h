@@ -1,7 +1,8 @@
 // kernels/lstm_stepwise.h: the kernels of the stepwise engine, as seen from the host: one plain parameter struct
 // per kernel and a launcher that enqueues it on a stream and checks the launch. Host-safe (no CUDA header); the
 // per-element work is in stepwise_elements.h (host-and-device), the kernels in lstm_stepwise.cuh, the launchers in
-// lstm_stepwise.cu, the schedule in src/cuda/stepwise_schedule.cpp. docs/cuda_backend.md describes the engine.
+// lstm_stepwise.cu, the plan and its runner in src/cuda/call_plan.cpp and layer_runner.cpp. docs/cuda_backend.md
+// describes the engine.
 //
 // Shapes, with D directions, B batch, T steps, H hidden, R = P (projection) or H, G = 4H, "dtype" the model's
 // storage type. Per-direction state tensors are given as the pointer of direction 0 plus a stride in elements

@@ -533,7 +533,7 @@ class CudnnBackend final : public BackendImpl {
     return Status::Ok();
   }
 
-  Status forward(ContextImpl& ctx, const ForwardArgs& args, Stream stream) const override;
+  Status forward(ContextImpl& ctx, const ForwardArgs& args, const ForwardShape& shape, Stream stream) const override;
 
   std::string tuning_report() const;
 
@@ -1062,7 +1062,8 @@ Status CudnnBackend::tune(CudnnContext& ctx, ModelEntry& me, const TuneKey& key,
   return Status::Ok();
 }
 
-Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, Stream stream) const {
+Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, const ForwardShape& /*shape*/,
+                             Stream stream) const {
   auto& ctx = static_cast<CudnnContext&>(ctx_base);
   const bool batch_major = spec_.layout == BatchLayout::kBatchMajor;
   const std::int64_t T = batch_major ? args.x.shape[1] : args.x.shape[0];

@@ -79,7 +79,8 @@ class ReferenceBackend final : public BackendImpl {
     return Status::Ok();
   }
 
-  Status forward(ContextImpl& /*ctx*/, const ForwardArgs& args, Stream /*stream*/) const override;
+  Status forward(ContextImpl& /*ctx*/, const ForwardArgs& args, const ForwardShape& shape,
+                 Stream /*stream*/) const override;
 
  private:
   WorkspaceLayout layout(std::int64_t batch, std::int64_t seq_len) const {
@@ -162,10 +163,10 @@ void ReferenceBackend::run_sequence(int layer, int dir, std::int64_t b, std::int
   }
 }
 
-Status ReferenceBackend::forward(ContextImpl& /*ctx*/, const ForwardArgs& args, Stream /*stream*/) const {
+Status ReferenceBackend::forward(ContextImpl& /*ctx*/, const ForwardArgs& args, const ForwardShape& shape,
+                                 Stream /*stream*/) const {
   const bool batch_major = spec_.layout == BatchLayout::kBatchMajor;
-  const std::int64_t T = batch_major ? args.x.shape[1] : args.x.shape[0];
-  const std::int64_t B = batch_major ? args.x.shape[0] : args.x.shape[1];
+  const std::int64_t T = shape.seq_len, B = shape.batch;
   const std::int64_t I = spec_.input_size, Y = spec_.output_size();
   const WorkspaceLayout ws = layout(B, T);
   double* buffer_a = static_cast<double*>(args.workspace);

@@ -1,5 +1,5 @@
 // The persistent engine's host arithmetic, without a GPU: how a layer is cut into blocks, the shared-memory layout
-// of a block, and the planner's per-layer choice (src/cuda/persistent_plan.cpp) for an H100's numbers. The block
+// of a block, and the planner's per-layer choice (src/cuda/engine_choice.cpp) for an H100's numbers. The block
 // program itself runs on the CPU in tests/unit/cuda_schedule_test.cpp (HostPersistent).
 #include <gtest/gtest.h>
 
@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "cuda/persistent_plan.h"
-#include "cuda/stepwise_layout.h"
+#include "cuda/engine_choice.h"
+#include "cuda/call_plan.h"
 #include "lstm_persistent.h"
 #include "persistent_traits.h"
 
@@ -17,8 +17,8 @@ namespace culstm {
 namespace {
 
 using kernels::PersistentTiling;
-using stepwise::LayerEngine;
-using stepwise::PersistentDevice;
+using cuda_backend::LayerEngine;
+using cuda_backend::PersistentDevice;
 
 TEST(PersistentTiling, CoversEveryUnitWithNonEmptyBlocks) {
   for (long long H : {1, 2, 3, 7, 33, 129, 512, 1000, 1024, 2048}) {
@@ -127,7 +127,7 @@ std::vector<LayerEngine> choose(const LstmSpec& s, CudaEngine engine, std::int64
   o.cuda_engine = engine;
   o.max_batch = max_batch;
   std::vector<LayerEngine> out;
-  const Status st = stepwise::choose_engines(s, o, device, &out);
+  const Status st = cuda_backend::choose_engines(s, o, device, &out);
   EXPECT_TRUE(st.ok()) << st.to_string();
   EXPECT_EQ(out.size(), static_cast<std::size_t>(s.num_layers));
   return out;
@@ -223,7 +223,7 @@ TEST(PersistentPlan, CoResidencyAndCooperativeLaunchAreRequired) {
   ModelOptions o;
   o.cuda_engine = CudaEngine::kPersistent;
   std::vector<LayerEngine> out;
-  EXPECT_EQ(stepwise::choose_engines(s, o, failing, &out).code(), StatusCode::kCudaError);
+  EXPECT_EQ(cuda_backend::choose_engines(s, o, failing, &out).code(), StatusCode::kCudaError);
   // Not asked for: a failing probe must not fail Model creation; the stepwise engine serves and explain() says why.
   const LayerEngine c = choose(s, CudaEngine::kAuto, 8, failing)[0];
   EXPECT_FALSE(c.persistent);
@@ -237,10 +237,14 @@ TEST(PersistentPlan, ExplainNamesTheEnginePerLayer) {
   o.max_batch = 16;
   o.max_seq_len = 50;
   std::vector<LayerEngine> engines;
-  ASSERT_TRUE(stepwise::choose_engines(s, o, h100(), &engines).ok());
+  ASSERT_TRUE(cuda_backend::choose_engines(s, o, h100(), &engines).ok());
   engines[1].persistent = false;  // a mixed plan: layer 1 stepwise
   engines[1].why = "stepwise: for this test";
-  const Plan plan = stepwise::stepwise_plan(s, o, 1 << 20, engines);
+  cuda_backend::ModelPlan model;
+  model.spec = s;
+  model.cublas_bytes = 1 << 20;
+  model.engines = engines;
+  const Plan plan = cuda_backend::explain_model(model, o);
   ASSERT_EQ(plan.steps().size(), 4u);
   EXPECT_EQ(plan.steps()[0].engine, "persistent");
   EXPECT_EQ(plan.steps()[1].engine, "persistent");

@@ -12,7 +12,7 @@
 #include "lstm_persistent.h"
 
 namespace culstm {
-namespace stepwise {
+namespace cuda_backend {
 
 // The decision for one layer (both directions run the same engine).
 struct LayerEngine {
@@ -37,5 +37,5 @@ struct PersistentDevice {
 Status choose_engines(const LstmSpec& spec, const ModelOptions& options, const PersistentDevice& device,
                       std::vector<LayerEngine>* out);
 
-}  // namespace stepwise
+}  // namespace cuda_backend
 }  // namespace culstm

@@ -1,5 +1,5 @@
-// The cuda backend's engine choice per layer (persistent_plan.h, docs/persistent.md). Pure host code.
-#include "persistent_plan.h"
+// The cuda backend's engine choice per layer (engine_choice.h, docs/persistent.md). Pure host code.
+#include "engine_choice.h"
 
 #include <utility>
 
@@ -17,7 +17,7 @@ const char* cuda_engine_name(CudaEngine e) noexcept {
   return "unknown";
 }
 
-namespace stepwise {
+namespace cuda_backend {
 namespace {
 
 using detail::str;
@@ -137,5 +137,5 @@ Status choose_engines(const LstmSpec& spec, const ModelOptions& options, const P
   return Status::Ok();
 }
 
-}  // namespace stepwise
+}  // namespace cuda_backend
 }  // namespace culstm
