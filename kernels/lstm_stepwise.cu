@@ -5,7 +5,10 @@
 
 #include <algorithm>
 
-#include "cuda/cuda_check.h"
+#include <string>
+
+#include "cuda_check.h"
+#include "lengths_upload.h"
 #include "lstm_stepwise.cuh"
 
 namespace culstm {
@@ -34,7 +37,8 @@ Status with_storage_type(DType dtype, const char* kernel, Launch&& launch) {
     case DType::kF16: launch(__half{}); break;
     case DType::kBF16: launch(__nv_bfloat16{}); break;
     default:
-      return detail::error(StatusCode::kInternal, kernel, ": storage type ", dtype_name(dtype), " has no kernel");
+      return Status(StatusCode::kInternal,
+                    std::string(kernel) + ": storage type " + dtype_name(dtype) + " has no kernel");
   }
   return check_launch(kernel);
 }
@@ -43,37 +47,26 @@ Status with_storage_type(DType dtype, const char* kernel, Launch&& launch) {
 
 namespace {
 // cudaFuncGetAttributes loads the function (and reports a missing image; cuda_status consumes that error).
-Status load_kernel(const void* kernel, const char* name) {
-  cudaFuncAttributes attributes{};
-  return cuda_status(cudaFuncGetAttributes(&attributes, kernel), name);
-}
-
 template <typename T>
 Status load_typed_kernels() {
-  CULSTM_RETURN_IF_ERROR(load_kernel(reinterpret_cast<const void*>(&culstm_load_initial_state<T>),
-                                     "cudaFuncGetAttributes(culstm_load_initial_state)"));
-  CULSTM_RETURN_IF_ERROR(
-      load_kernel(reinterpret_cast<const void*>(&culstm_fill_padding<T>), "cudaFuncGetAttributes(culstm_fill_padding)"));
-  CULSTM_RETURN_IF_ERROR(load_kernel(reinterpret_cast<const void*>(&culstm_lstm_pointwise_step<T>),
-                                     "cudaFuncGetAttributes(culstm_lstm_pointwise_step)"));
-  CULSTM_RETURN_IF_ERROR(load_kernel(reinterpret_cast<const void*>(&culstm_lstm_projection_commit<T>),
-                                     "cudaFuncGetAttributes(culstm_lstm_projection_commit)"));
-  return load_kernel(reinterpret_cast<const void*>(&culstm_store_final_state<T>),
-                     "cudaFuncGetAttributes(culstm_store_final_state)");
+  cudaFuncAttributes a{};
+  CULSTM_CUDA_CHECK(cudaFuncGetAttributes(&a, culstm_load_initial_state<T>));
+  CULSTM_CUDA_CHECK(cudaFuncGetAttributes(&a, culstm_fill_padding<T>));
+  CULSTM_CUDA_CHECK(cudaFuncGetAttributes(&a, culstm_lstm_pointwise_step<T>));
+  CULSTM_CUDA_CHECK(cudaFuncGetAttributes(&a, culstm_lstm_projection_commit<T>));
+  CULSTM_CUDA_CHECK(cudaFuncGetAttributes(&a, culstm_store_final_state<T>));
+  return Status::Ok();
 }
 }  // namespace
 
 Status load_stepwise_kernels() {
-  CULSTM_RETURN_IF_ERROR(load_kernel(reinterpret_cast<const void*>(&culstm_upload_lengths),
-                                     "cudaFuncGetAttributes(culstm_upload_lengths)"));
-  CULSTM_RETURN_IF_ERROR(load_typed_kernels<float>());
-  CULSTM_RETURN_IF_ERROR(load_typed_kernels<__half>());
+  const Status lengths = gpu::load_upload_lengths_kernel();
+  if (!lengths.ok()) return lengths;
+  const Status f32 = load_typed_kernels<float>();
+  if (!f32.ok()) return f32;
+  const Status f16 = load_typed_kernels<__half>();
+  if (!f16.ok()) return f16;
   return load_typed_kernels<__nv_bfloat16>();
-}
-
-Status launch_upload_lengths(const UploadLengthsParams& params, Stream stream) {
-  culstm_upload_lengths<<<blocks_for(params.count), kBlockThreads, 0, as_cuda(stream)>>>(params);
-  return check_launch("culstm_upload_lengths");
 }
 
 Status launch_initial_state(DType dtype, const InitialStateParams& params, Stream stream) {

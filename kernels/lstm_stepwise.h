@@ -29,17 +29,6 @@ struct LayerDims {
   bool reversed[2] = {false, false};  // per direction: runs t = len-1 .. 0
 };
 
-// Lengths are passed by value (kernel parameters are copied at launch and baked into a captured graph) to a tiny
-// kernel that writes them into the workspace: no copy from pageable host memory, which may synchronize.
-// 1000 int32 plus the header keep the struct under the classic 4 KiB kernel-parameter limit.
-constexpr int kLengthsPerLaunch = 1000;
-struct UploadLengthsParams {
-  int* dst = nullptr;  // [B] int32 in the workspace; this launch writes dst[offset .. offset + count)
-  int offset = 0;
-  int count = 0;
-  int values[kLengthsPerLaunch] = {};
-};
-
 // Loads layer `layer`'s initial state: h[d][b, :] = h0[layer*D + d, b, :], c = f32(c0[...]), zeros when absent.
 // Also zeroes h_cell (when given) so that the projection GEMM never reads uninitialized memory.
 struct InitialStateParams {
@@ -129,7 +118,6 @@ CULSTM_HD long long output_elements(const LayerDims& d) {  // fill padding: the 
 Status load_stepwise_kernels();
 
 // Launchers: enqueue on `stream`, then check the launch (cudaGetLastError). `dtype` is the model's storage type.
-Status launch_upload_lengths(const UploadLengthsParams& params, Stream stream);
 Status launch_initial_state(DType dtype, const InitialStateParams& params, Stream stream);
 Status launch_fill_padding(DType dtype, const FillPaddingParams& params, Stream stream);
 Status launch_pointwise_step(DType dtype, const PointwiseStepParams& params, Stream stream);

@@ -59,7 +59,7 @@ Status make_cudnn_backend(const LstmSpec& spec, const Weights& weights, const Mo
                           std::unique_ptr<BackendImpl>* out);
 
 // Checks every argument of forward() against the spec, the model's limits and the backend's workspace need
-// (DESIGN.md §4). On success `shape` holds T and B.
+// (docs/design.md §4). On success `shape` holds T and B.
 Status validate_forward_args(const LstmSpec& spec, const ModelOptions& options, MemoryKind data_memory,
                              const BackendImpl& backend, const ForwardArgs& args, ForwardShape* shape);
 

@@ -1,5 +1,5 @@
 // Validation of forward() arguments: every bad input gets its own code and a message naming the argument, the
-// expected and the actual value (DESIGN.md §4).
+// expected and the actual value (docs/design.md §4).
 #include <algorithm>
 #include <cstdint>
 #include <string>

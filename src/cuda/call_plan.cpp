@@ -133,6 +133,29 @@ Status check_gemm(Gemm g, const char* what) {
   return st.ok() ? st : detail::error(st.code(), what, ": ", st.message());
 }
 
+// One GEMM per direction in one strided-batched call: C[d] ([B, n] f32) = A[d] ([B, k]) W[d]^T, with W[d] the
+// direction's [n, k] weights packed back to back, and A[d], C[d] at `a_stride` / `c_stride` elements apart (the
+// state block of direction d).
+Gemm per_direction_gemm(std::int64_t B, std::int64_t n, std::int64_t k, std::int64_t D, std::size_t value_bytes,
+                        const void* a, long long a_stride, const void* w, float* c, long long c_stride) {
+  Gemm g;
+  g.value_bytes = value_bytes;
+  g.m = B;
+  g.n = n;
+  g.k = k;
+  g.batch = D;
+  g.a = a;
+  g.lda = k;
+  g.stride_a = a_stride;
+  g.w = w;
+  g.ldw = k;
+  g.stride_w = n * k;
+  g.c = c;
+  g.ldc = n;
+  g.stride_c = c_stride;
+  return g;
+}
+
 // One layer: the GEMM descriptors and kernel parameters, both directions. `in` is the layer's input, `out` its
 // output (y, possibly null, or a workspace buffer).
 void plan_layer(const ModelPlan& model, int layer, const ForwardArgs& args, const CallPlan& call, const void* in,
@@ -166,7 +189,7 @@ void plan_layer(const ModelPlan& model, int layer, const ForwardArgs& args, cons
   dims.batch_major = batch_major;
   dims.reversed[0] = spec.runs_reversed(0);
   dims.reversed[1] = D == 2 && spec.runs_reversed(1);
-  const cell::CellParams cell = cell_params(spec);
+  const cell::CellParams cell = cell::cell_params(spec);
 
   *lp = LayerPlan{};
   lp->layer = layer;
@@ -190,39 +213,8 @@ void plan_layer(const ModelPlan& model, int layer, const ForwardArgs& args, cons
   g.c = gates_x;
   g.ldc = D * G;
 
-  Gemm& rec = lp->recurrent;
-  rec.value_bytes = value;
-  rec.m = B;
-  rec.n = G;
-  rec.k = R;
-  rec.batch = D;
-  rec.a = h;
-  rec.lda = R;
-  rec.stride_a = value_stride;
-  rec.w = w.w_hh;
-  rec.ldw = R;
-  rec.stride_w = G * R;
-  rec.c = gates_h;
-  rec.ldc = G;
-  rec.stride_c = f32_stride;
-
-  if (P > 0) {
-    Gemm& proj = lp->projection;
-    proj.value_bytes = value;
-    proj.m = B;
-    proj.n = P;
-    proj.k = H;
-    proj.batch = D;
-    proj.a = h_cell;
-    proj.lda = H;
-    proj.stride_a = value_stride;
-    proj.w = w.w_hr;
-    proj.ldw = H;
-    proj.stride_w = P * H;
-    proj.c = h_proj;
-    proj.ldc = P;
-    proj.stride_c = f32_stride;
-  }
+  lp->recurrent = per_direction_gemm(B, G, R, D, value, h, value_stride, w.w_hh, gates_h, f32_stride);
+  if (P > 0) lp->projection = per_direction_gemm(B, P, H, D, value, h_cell, value_stride, w.w_hr, h_proj, f32_stride);
 
   kernels::FillPaddingParams& pad = lp->padding;
   pad.dims = dims;
@@ -280,7 +272,10 @@ void plan_layer(const ModelPlan& model, int layer, const ForwardArgs& args, cons
 
   kernels::PersistentLayerParams& pl = lp->persistent_layer;
   pl.dims = dims;
-  pl.tiling = lp->persistent ? model.engines[static_cast<std::size_t>(layer)].tiling : kernels::PersistentTiling{};
+  if (lp->persistent) {
+    pl.tiling = model.engines[static_cast<std::size_t>(layer)].tiling;
+    pl.smem = persistent_smem_layout(dims, pl.tiling, value);  // for this call's batch
+  }
   pl.layer = layer;
   pl.steps = call.steps;
   pl.cell = cell;
@@ -308,12 +303,6 @@ std::string gemm_text(const char* name, const Gemm& g) {
 
 }  // namespace
 
-cell::CellParams cell_params(const LstmSpec& spec) {
-  return cell::CellParams{
-      spec.gate_activation,          spec.cell_activation, spec.hidden_activation, spec.gate_clip.value_or(0.0f),
-      spec.cell_clip.value_or(0.0f), spec.peepholes,       spec.input_forget};
-}
-
 Status plan_call(const ModelPlan& model, const ForwardArgs& args, const ForwardShape& shape, CallPlan* out) {
   const LstmSpec& spec = model.spec;
   const int L = spec.num_layers;
@@ -323,8 +312,8 @@ Status plan_call(const ModelPlan& model, const ForwardArgs& args, const ForwardS
   out->workspace = workspace_layout(spec, shape.batch, shape.seq_len, model.cublas_bytes);
   const WorkspaceLayout& ws = out->workspace;
   out->host_lengths = shape.lengths;
-  out->device_lengths = shape.lengths != nullptr ? reinterpret_cast<int*>(at(args.workspace, ws.lengths.offset))
-                                                 : nullptr;
+  out->device_lengths =
+      shape.lengths != nullptr ? reinterpret_cast<int*>(at(args.workspace, ws.lengths.offset)) : nullptr;
   out->layers.resize(static_cast<std::size_t>(L));
   for (int l = 0; l < L; ++l) {
     const void* in = l == 0 ? args.x.data : at(args.workspace, ws.layer_out[(l - 1) % 2].offset);
@@ -355,9 +344,8 @@ Plan explain_model(const ModelPlan& model, const ModelOptions& options) {
   for (const LayerPlan& lp : call.layers) {
     const std::string why = model.engines.empty() ? std::string("stepwise: options.cuda_engine = stepwise")
                                                   : model.engines[static_cast<std::size_t>(lp.layer)].why;
-    const std::string input =
-        detail::str(gemm_text("input GEMM", lp.input), " once per layer (", D == 2 ? "both directions" : "one direction",
-                    ")");
+    const std::string input = detail::str(gemm_text("input GEMM", lp.input), " once per layer (",
+                                          D == 2 ? "both directions" : "one direction", ")");
     std::string how;
     if (lp.persistent) {
       how = detail::str(why, "; ", input, ", then culstm_lstm_persistent_layer");

@@ -108,15 +108,12 @@ struct LayerWeightPointers {
   const float* peephole = nullptr;  // [D, 3H] f32: p_i, p_f, p_o, or null without peepholes
 };
 
-// The cell parameters of a spec (clips disabled as 0).
-cell::CellParams cell_params(const LstmSpec& spec);
-
 // What a Model fixes for every call.
 struct ModelPlan {
   LstmSpec spec;
   std::size_t cublas_bytes = 0;
-  std::vector<LayerEngine> engines;           // per layer (engine_choice.h)
-  std::vector<LayerWeightPointers> weights;   // per layer, into the device copy (empty: no weights, explain only)
+  std::vector<LayerEngine> engines;          // per layer (engine_choice.h)
+  std::vector<LayerWeightPointers> weights;  // per layer, into the device copy (empty: no weights, explain only)
 };
 
 // One layer of one call, both directions. The stepwise engine runs
@@ -145,7 +142,7 @@ struct LayerPlan {
 // Everything one forward() executes. Buffers are the caller's; with no buffers (explain_model) every pointer is null.
 struct CallPlan {
   std::int64_t batch = 0, seq_len = 0;
-  std::int64_t steps = 0;                      // max(len): the steps that run (0 when every length is 0)
+  std::int64_t steps = 0;  // max(len): the steps that run (0 when every length is 0)
   WorkspaceLayout workspace;
   const std::int32_t* host_lengths = nullptr;  // to upload when some sequence is shorter than T, else null
   int* device_lengths = nullptr;               // where they go (the workspace's lengths region)

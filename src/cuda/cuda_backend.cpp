@@ -26,6 +26,7 @@
 #include "../backend.h"
 #include "../detail.h"
 #include "call_plan.h"
+#include "cublas_status.h"
 #include "cuda_check.h"
 #include "engine_choice.h"
 #include "layer_runner.h"
@@ -127,8 +128,8 @@ class CudaExecutor final : public cuda_backend::Executor {
                                    g.batch, types_.compute, CUBLAS_GEMM_DEFAULT),
         what);
   }
-  Status upload_lengths(const kernels::UploadLengthsParams& p) override {
-    return kernels::launch_upload_lengths(p, stream_);
+  Status upload_lengths(const gpu::UploadLengthsParams& p) override {
+    return gpu::launch_upload_lengths(p, stream_);
   }
   Status initial_state(const kernels::InitialStateParams& p) override {
     return kernels::launch_initial_state(dtype_, p, stream_);

@@ -23,6 +23,15 @@ struct LayerEngine {
   std::string why;                   // one line for Plan::explain()
 };
 
+// The tiling with the fewest units per block that uses at most `max_blocks_per_direction` blocks per direction;
+// every block owns at least one hidden unit.
+kernels::PersistentTiling persistent_tiling(long long hidden, long long proj, int max_blocks_per_direction);
+
+// Where a block keeps its data in shared memory for `dims` (kernels/lstm_persistent.h describes the regions), with
+// `value_bytes` the model dtype's size.
+kernels::PersistentSmemLayout persistent_smem_layout(const kernels::LayerDims& dims,
+                                                     const kernels::PersistentTiling& tiling, std::size_t value_bytes);
+
 // What the planner knows of the GPU.
 struct PersistentDevice {
   int cc_major = 0, cc_minor = 0;

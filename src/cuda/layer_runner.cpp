@@ -13,8 +13,8 @@ namespace cuda_backend {
 
 Status DistinctGemmsOnly::gemm(const BlasGemm& g, const char* what) {
   for (const BlasGemm& s : seen_) {
-    if (s.trans_a == g.trans_a && s.trans_b == g.trans_b && s.m == g.m && s.n == g.n && s.k == g.k &&
-        s.lda == g.lda && s.ldb == g.ldb && s.ldc == g.ldc && s.batch == g.batch) {
+    if (s.trans_a == g.trans_a && s.trans_b == g.trans_b && s.m == g.m && s.n == g.n && s.k == g.k && s.lda == g.lda &&
+        s.ldb == g.ldb && s.ldc == g.ldc && s.batch == g.batch) {
       return Status::Ok();
     }
   }
@@ -78,13 +78,9 @@ Status run_call(const CallPlan& plan, Executor& exec) {
   if (plan.host_lengths != nullptr) {
     // By value through kernel parameters: no copy from (pageable) host memory, which could synchronize, and a
     // captured graph holds the values themselves.
-    for (std::int64_t first = 0; first < plan.batch; first += kernels::kLengthsPerLaunch) {
-      kernels::UploadLengthsParams p;
-      p.dst = plan.device_lengths;
-      p.offset = static_cast<int>(first);
-      p.count = static_cast<int>(std::min<std::int64_t>(kernels::kLengthsPerLaunch, plan.batch - first));
-      std::copy(plan.host_lengths + first, plan.host_lengths + first + p.count, p.values);
-      CULSTM_RETURN_IF_ERROR(exec.upload_lengths(p));
+    for (std::int64_t first = 0; first < plan.batch; first += gpu::kLengthsPerLaunch) {
+      CULSTM_RETURN_IF_ERROR(
+          exec.upload_lengths(gpu::lengths_chunk(plan.host_lengths, plan.batch, first, plan.device_lengths)));
     }
   }
   for (const LayerPlan& lp : plan.layers) CULSTM_RETURN_IF_ERROR(run_layer(lp, plan.steps, exec));

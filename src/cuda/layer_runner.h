@@ -8,6 +8,7 @@
 
 #include "call_plan.h"
 #include "culstm/status.h"
+#include "lengths_upload.h"
 #include "lstm_persistent.h"
 #include "lstm_stepwise.h"
 
@@ -20,7 +21,7 @@ class Executor {
  public:
   virtual ~Executor() = default;
   virtual Status gemm(const BlasGemm& g, const char* what) = 0;
-  virtual Status upload_lengths(const kernels::UploadLengthsParams& p) = 0;
+  virtual Status upload_lengths(const gpu::UploadLengthsParams& p) = 0;
   virtual Status initial_state(const kernels::InitialStateParams& p) = 0;
   virtual Status fill_padding(const kernels::FillPaddingParams& p) = 0;
   virtual Status pointwise_step(const kernels::PointwiseStepParams& p) = 0;
@@ -36,7 +37,7 @@ class DistinctGemmsOnly final : public Executor {
  public:
   explicit DistinctGemmsOnly(Executor& exec) : exec_(exec) {}
   Status gemm(const BlasGemm& g, const char* what) override;
-  Status upload_lengths(const kernels::UploadLengthsParams&) override { return Status::Ok(); }
+  Status upload_lengths(const gpu::UploadLengthsParams&) override { return Status::Ok(); }
   Status initial_state(const kernels::InitialStateParams&) override { return Status::Ok(); }
   Status fill_padding(const kernels::FillPaddingParams&) override { return Status::Ok(); }
   Status pointwise_step(const kernels::PointwiseStepParams&) override { return Status::Ok(); }

@@ -10,15 +10,6 @@ namespace culstm {
 namespace cuda_backend {
 namespace {
 
-// The value a weight has once stored in `dtype` (the reference rounds its weights the same way).
-float round_to_dtype(float value, DType dtype) {
-  switch (dtype) {
-    case DType::kF16: return detail::half_to_float(detail::float_to_half(value));
-    case DType::kBF16: return detail::bf16_to_float(detail::float_to_bf16(value));
-    default: return value;
-  }
-}
-
 class ImageWriter {
  public:
   explicit ImageWriter(DType dtype) : dtype_(dtype) {}
@@ -78,11 +69,11 @@ PackedWeights pack_weights(const LstmSpec& spec, const Weights& weights) {
       w_hh.push_back(&lw.w_hh);
       w_hr.push_back(&lw.w_hr);
       for (std::size_t r = 0; r < lw.b_ih.size(); ++r) {
-        const double sum = static_cast<double>(round_to_dtype(lw.b_ih[r], spec.dtype)) +
-                           static_cast<double>(round_to_dtype(lw.b_hh[r], spec.dtype));
+        const double sum = static_cast<double>(detail::round_to_dtype(lw.b_ih[r], spec.dtype)) +
+                           static_cast<double>(detail::round_to_dtype(lw.b_hh[r], spec.dtype));
         bias.push_back(static_cast<float>(sum));
       }
-      for (float p : lw.peephole) peephole.push_back(round_to_dtype(p, spec.dtype));
+      for (float p : lw.peephole) peephole.push_back(detail::round_to_dtype(p, spec.dtype));
     }
     PackedWeights::Offsets o;
     o.w_ih = image.values(w_ih);

@@ -40,7 +40,7 @@
 #include <utility>
 #include <vector>
 
-#include "../cuda/cuda_status.h"
+#include "gpu_status.h"
 #include "cudnn_status.h"
 #include "../float16.h"
 #include "cudnn_kernels.h"
@@ -266,7 +266,7 @@ RnnConfig config_for(const LstmSpec& spec) {
     case DType::kBF16: c.data_type = CUDNN_DATA_BFLOAT16; break;
     default: c.data_type = CUDNN_DATA_FLOAT; break;
   }
-  c.math_prec = CUDNN_DATA_FLOAT;  // fp32 accumulation and cell state for every storage type (DESIGN.md §2)
+  c.math_prec = CUDNN_DATA_FLOAT;  // fp32 accumulation and cell state for every storage type (docs/design.md §2)
   if (spec.dtype == DType::kF32) {
     // CUDNN_DEFAULT_MATH lets cuDNN use TF32 tensor cores on Ampere and later; CUDNN_FMA_MATH never does.
     c.math_type = spec.math == MathMode::kAllowTF32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;

@@ -25,7 +25,7 @@ TEST(PersistentTiling, CoversEveryUnitWithNonEmptyBlocks) {
     for (long long P : {0LL, 1LL, H / 2, H - 1}) {
       if (P < 0 || (P > 0 && P >= H)) continue;
       for (int max_blocks : {1, 2, 3, 4, 66, 132, 1 << 20}) {
-        const PersistentTiling t = kernels::persistent_tiling(H, P, max_blocks);
+        const PersistentTiling t = cuda_backend::persistent_tiling(H, P, max_blocks);
         SCOPED_TRACE("H=" + std::to_string(H) + " P=" + std::to_string(P) + " max=" + std::to_string(max_blocks));
         ASSERT_GE(t.blocks_per_direction, 1);
         EXPECT_LE(t.blocks_per_direction, std::max(1, max_blocks));
@@ -41,7 +41,7 @@ TEST(PersistentTiling, CoversEveryUnitWithNonEmptyBlocks) {
     }
   }
   // The fewest units per block for the blocks allowed: 1024 units over 132 blocks is 8 per block on 128 blocks.
-  const PersistentTiling h100 = kernels::persistent_tiling(1024, 0, 132);
+  const PersistentTiling h100 = cuda_backend::persistent_tiling(1024, 0, 132);
   EXPECT_EQ(h100.units_per_block, 8);
   EXPECT_EQ(h100.blocks_per_direction, 128);
 }
@@ -65,8 +65,8 @@ TEST(PersistentSmemLayout, RegionsAreAlignedDisjointAndSized) {
   dims.batch = 13;
   dims.hidden = 37;
   dims.recurrent = 11;                                               // projecting
-  const PersistentTiling t = kernels::persistent_tiling(37, 11, 4);  // 10 units, 3 projection outputs per block
-  const kernels::PersistentSmemLayout l = kernels::persistent_smem_layout(dims, t, 2);
+  const PersistentTiling t = cuda_backend::persistent_tiling(37, 11, 4);  // 10 units, 3 projection outputs per block
+  const kernels::PersistentSmemLayout l = cuda_backend::persistent_smem_layout(dims, t, 2);
   EXPECT_EQ(l.stage_width, 37);  // max(R, H) with a projection
   const std::size_t u = static_cast<std::size_t>(t.units_per_block), up = static_cast<std::size_t>(t.proj_per_block);
   const std::size_t rows_hh = (4 * u + 3) / 4 * 4, rows_hr = (up + 3) / 4 * 4;  // whole groups of kRowsPerWarp
@@ -87,8 +87,8 @@ TEST(PersistentSmemLayout, RegionsAreAlignedDisjointAndSized) {
   EXPECT_LT(l.total, end + 16);
 
   dims.recurrent = dims.hidden;  // no projection: no W_hr, the stage is R wide
-  const PersistentTiling plain = kernels::persistent_tiling(37, 0, 4);
-  const kernels::PersistentSmemLayout m = kernels::persistent_smem_layout(dims, plain, 4);
+  const PersistentTiling plain = cuda_backend::persistent_tiling(37, 0, 4);
+  const kernels::PersistentSmemLayout m = cuda_backend::persistent_smem_layout(dims, plain, 4);
   EXPECT_EQ(m.w_hr, m.h_stage);
   EXPECT_EQ(m.stage_width, 37);
 }

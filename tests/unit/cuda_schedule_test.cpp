@@ -187,9 +187,9 @@ class HostExecutor final : public cuda_backend::Executor {
     }
     return Status::Ok();
   }
-  Status upload_lengths(const kernels::UploadLengthsParams& p) override {
+  Status upload_lengths(const gpu::UploadLengthsParams& p) override {
     ++counts["upload_lengths"];
-    for (long long k = 0; k < p.count; ++k) kernels::upload_lengths_element(p, k);
+    for (long long k = 0; k < p.count; ++k) gpu::upload_lengths_element(p, k);
     return Status::Ok();
   }
   Status initial_state(const kernels::InitialStateParams& p) override {
@@ -226,7 +226,7 @@ class HostExecutor final : public cuda_backend::Executor {
         static_cast<long long>(p.tiling.units_per_block) * p.tiling.blocks_per_direction < p.dims.hidden) {
       return Status(StatusCode::kInternal, "persistent_layer: the tiling does not cover the hidden units");
     }
-    const kernels::PersistentSmemLayout layout = kernels::persistent_smem_layout(p.dims, p.tiling, sizeof(T));
+    const kernels::PersistentSmemLayout& layout = p.smem;  // as the plan laid it out
     constexpr std::size_t kSmemGuard = 64;
     std::vector<std::vector<float>> smem(static_cast<std::size_t>(blocks));
     for (auto& m : smem) {
@@ -447,7 +447,7 @@ template <typename T>
   if (persistent_blocks > 0) {
     cuda_backend::LayerEngine e;
     e.persistent = true;
-    e.tiling = kernels::persistent_tiling(s.hidden_size, s.proj_size, persistent_blocks);
+    e.tiling = cuda_backend::persistent_tiling(s.hidden_size, s.proj_size, persistent_blocks);
     engines.assign(static_cast<std::size_t>(s.num_layers), e);
   }
 
@@ -878,7 +878,7 @@ class RecordingExecutor final : public cuda_backend::Executor {
     gemms.push_back(g);
     return Status::Ok();
   }
-  Status upload_lengths(const kernels::UploadLengthsParams&) override { return kernel(); }
+  Status upload_lengths(const gpu::UploadLengthsParams&) override { return kernel(); }
   Status initial_state(const kernels::InitialStateParams&) override { return kernel(); }
   Status fill_padding(const kernels::FillPaddingParams&) override { return kernel(); }
   Status pointwise_step(const kernels::PointwiseStepParams&) override { return kernel(); }
