@@ -195,6 +195,32 @@ TEST(StepwisePlan, OneStepwiseEntryPerLayerAndDirection) {
   EXPECT_NE(text.find(std::to_string(w.total) + " bytes"), std::string::npos) << text;
 }
 
+// explain() is the CallPlan of a call at the model's limits, rendered: every GEMM it names is that plan's.
+TEST(StepwisePlan, ExplainRendersTheCallPlanAtTheModelsLimits) {
+  const LstmSpec s = make_spec(10, 16, 6, 2, Direction::kBidirectional, DType::kF16);
+  ModelOptions options;
+  options.max_batch = 5;
+  options.max_seq_len = 9;
+  cuda_backend::ModelPlan model;
+  model.spec = s;
+  const Plan plan = cuda_backend::explain_model(model, options);
+  const cuda_backend::CallPlan call = plan_of(s, 5, 9);
+  ASSERT_EQ(plan.steps().size(), 2 * call.layers.size());
+  const auto shape = [](const char* name, const cuda_backend::Gemm& g) {
+    return std::string(name) + " [" + std::to_string(g.m) + ", " + std::to_string(g.k) + "] x [" +
+           std::to_string(g.k) + ", " + std::to_string(g.n) + "]";
+  };
+  for (const PlanStep& step : plan.steps()) {
+    const cuda_backend::LayerPlan& lp = call.layers[static_cast<std::size_t>(step.layer)];
+    EXPECT_NE(step.reason.find(shape("input GEMM", lp.input)), std::string::npos) << step.reason;
+    EXPECT_NE(step.reason.find(shape("recurrent GEMM", lp.recurrent)), std::string::npos) << step.reason;
+    EXPECT_NE(step.reason.find(shape("projection GEMM", lp.projection)), std::string::npos) << step.reason;
+    EXPECT_EQ(step.workspace_offset,
+              call.workspace.state.offset + static_cast<std::size_t>(step.direction) * call.workspace.direction_block);
+  }
+  EXPECT_NE(plan.explain().find(std::to_string(call.workspace.total) + " bytes"), std::string::npos);
+}
+
 // --- kernels/sequence_index.h -----------------------------------------------------------------------------------
 
 TEST(SequenceIndex, ForwardAndReverseVisitEveryStepOfTheSequenceOnce) {
