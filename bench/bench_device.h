@@ -1,5 +1,5 @@
 // Device helpers of culstm_bench: random fills, output statistics for its checks, and the two measured ceilings of
-// DESIGN.md §6 (dense GEMM rate through cuBLAS, device-to-device copy bandwidth). Every function returns an empty
+// docs/design.md §6 (dense GEMM rate through cuBLAS, device-to-device copy bandwidth). Every function returns an empty
 // string on success and a one-line reason otherwise.
 #pragma once
 

@@ -1,5 +1,5 @@
 // culstm_bench: times culstm's forward() against cuDNN's fastest RNN algorithm over a grid of LSTM configurations
-// (issue 6), the way DESIGN.md §6 and bench/README.md say: CUDA events on one stream, warm-up, >= 20 timed runs,
+// (issue 6), the way docs/design.md §6 and bench/README.md say: CUDA events on one stream, warm-up, >= 20 timed runs,
 // inputs rotated through a pool larger than L2, no allocation in the timed loop; every runner's outputs verified
 // before it is timed (NaN-filled outputs must be fully written, and culstm's values must match culstm's cudnn backend
 // with the standard algorithm); per configuration the per-step latency, TFLOP/s, the speedup over cuDNN and the
@@ -305,7 +305,7 @@ struct Config {
   std::int64_t layer_input(int l) const { return l == 0 ? input : dirs * R(); }
   ElemType elem() const { return dtype == "f32" ? ElemType::kF32 : dtype == "f16" ? ElemType::kF16 : ElemType::kBF16; }
   std::size_t es() const { return elem_size(elem()); }
-  // 8·B·T·H·(I_l + R) per layer and direction, + 2·B·T·H·P for the projection (DESIGN.md §6).
+  // 8·B·T·H·(I_l + R) per layer and direction, + 2·B·T·H·P for the projection (docs/design.md §6).
   double flops() const {
     double f = 0;
     for (int l = 0; l < layers; ++l) {
@@ -1290,7 +1290,7 @@ int bench_main(int argc, char** argv) {
   std::printf("timing mode %s; culstm cuda graphs %s%s; %zu configurations\n", o.mode.c_str(),
               graph_mode_name(o).c_str(), o.graphs.empty() ? " (the Context's default)" : " (--graphs)", grid.size());
 
-  // The two ceilings (DESIGN.md §6), measured once.
+  // The two ceilings (docs/design.md §6), measured once.
   if (o.ceilings) {
     std::set<std::string> kinds;
     for (const std::string& d : o.dtypes) kinds.insert(gemm_kind(d, o.math));

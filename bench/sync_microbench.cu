@@ -1,5 +1,5 @@
 // sync_microbench: what one step of a persistent recurrence must at least pay to synchronize its blocks (issue 6,
-// DESIGN.md §6 "per-step latency floor"). Persistent kernels that do nothing but step, each step either
+// docs/design.md §6 "per-step latency floor"). Persistent kernels that do nothing but step, each step either
 //   - "sync":     a barrier across the blocks, or
 //   - "exchange": every block publishes its slice of an H-float hidden state (double-buffered), the blocks
 //                 synchronize, and every block reads (and checks) the whole H-vector, as the next step's

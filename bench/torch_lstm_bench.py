@@ -174,7 +174,7 @@ def probe_path(torch, model, x):
 
 
 def flops(c):
-    """8·B·T·H·(I_l + R) per layer and direction, + 2·B·T·H·P for the projection (DESIGN.md §6)."""
+    """8·B·T·H·(I_l + R) per layer and direction, + 2·B·T·H·P for the projection (docs/design.md §6)."""
     r = c["proj"] or c["hidden"]
     total = 0.0
     for layer in range(c["layers"]):

@@ -1,16 +1,12 @@
-// kernels/cell_math.h: the LSTM cell, once (DESIGN.md §2). Host-and-device code: the CPU reference instantiates it
+// kernels/cell_math.h: the LSTM cell, once (docs/design.md §2). Host-and-device code: the CPU reference instantiates it
 // with double, the CUDA kernels with float. Nothing else in culstm computes gates.
 #pragma once
 
 #include <math.h>
 
 #include "culstm/activation.h"
-
-#if defined(__CUDACC__)
-#define CULSTM_HD __host__ __device__ __forceinline__
-#else
-#define CULSTM_HD inline
-#endif
+#include "culstm/spec.h"
+#include "host_device.h"
 
 namespace culstm {
 namespace cell {
@@ -72,6 +68,14 @@ struct CellParams {
   bool peepholes;
   bool input_forget;
 };
+
+// The cell parameters of a spec (clips disabled as 0): the one construction, for the reference and the cuda
+// backend. Host only.
+inline CellParams cell_params(const LstmSpec& spec) {
+  return CellParams{spec.gate_activation,          spec.cell_activation, spec.hidden_activation,
+                    spec.gate_clip.value_or(0.0f), spec.cell_clip.value_or(0.0f), spec.peepholes,
+                    spec.input_forget};
+}
 
 template <typename T>
 struct CellOutput {

@@ -4,7 +4,9 @@
 #include <cooperative_groups.h>
 #include <cuda_runtime_api.h>
 
-#include "cuda/cuda_check.h"
+#include <string>
+
+#include "cuda_check.h"
 #include "dtype_traits.cuh"
 #include "persistent_elements.h"
 
@@ -101,14 +103,6 @@ Status persistent_device_limits(int device, PersistentDeviceLimits* out) {
   return Status::Ok();
 }
 
-namespace {
-// A failed runtime call here is not sticky: clear it so that the next launch check does not report it.
-Status cleared(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) cudaGetLastError();
-  return cuda_status(err, what);
-}
-}  // namespace
-
 Status persistent_blocks_per_sm(DType dtype, std::size_t smem_bytes, int* out) {
   *out = 0;
   if (kernel_for(dtype, 1) == nullptr) return Status::Ok();
@@ -116,38 +110,42 @@ Status persistent_blocks_per_sm(DType dtype, std::size_t smem_bytes, int* out) {
   // Model: always raise it to the device's maximum, so that a Model created later with a smaller need never
   // lowers it under an earlier Model's launches.
   int device = 0, device_max = 0;
-  CULSTM_RETURN_IF_ERROR(cleared(cudaGetDevice(&device), "cudaGetDevice"));
-  CULSTM_RETURN_IF_ERROR(cleared(cudaDeviceGetAttribute(&device_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
-                                 "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin)"));
+  CULSTM_CUDA_CHECK(cudaGetDevice(&device));
+  CULSTM_CUDA_CHECK(cudaDeviceGetAttribute(&device_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   if (smem_bytes > static_cast<std::size_t>(device_max)) return Status::Ok();  // cannot run: 0 blocks
   // Every chunk instantiation may run (a smaller batch picks a smaller chunk): the fewest co-resident blocks count.
   int fewest = -1;
   for (const int chunk : kChunks) {
     const void* kernel = kernel_for(dtype, chunk);
-    CULSTM_RETURN_IF_ERROR(
-        cleared(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, device_max),
-                "cudaFuncSetAttribute(culstm_lstm_persistent_layer, MaxDynamicSharedMemorySize)"));
+    CULSTM_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, device_max));
     int blocks = 0;
-    CULSTM_RETURN_IF_ERROR(
-        cleared(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kPersistentThreads, smem_bytes),
-                "cudaOccupancyMaxActiveBlocksPerMultiprocessor(culstm_lstm_persistent_layer)"));
+    CULSTM_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kPersistentThreads, smem_bytes));
     fewest = fewest < 0 ? blocks : (blocks < fewest ? blocks : fewest);
   }
   *out = fewest < 0 ? 0 : fewest;
   return Status::Ok();
 }
 
+Status load_persistent_kernels() {
+  for (const DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+    for (const int chunk : kChunks) {
+      cudaFuncAttributes attributes{};
+      CULSTM_CUDA_CHECK(cudaFuncGetAttributes(&attributes, kernel_for(dtype, chunk)));
+    }
+  }
+  return Status::Ok();
+}
+
 Status launch_persistent_layer(DType dtype, const PersistentLayerParams& params, Stream stream) {
   const void* kernel = kernel_for(dtype, persistent_batch_chunk(params.dims.batch));
   if (kernel == nullptr) {
-    return detail::error(StatusCode::kInternal, "culstm_lstm_persistent_layer: storage type ", dtype_name(dtype),
-                         " has no kernel");
+    return Status(StatusCode::kInternal,
+                  std::string("culstm_lstm_persistent_layer: storage type ") + dtype_name(dtype) + " has no kernel");
   }
-  const PersistentSmemLayout layout = persistent_smem_layout(params.dims, params.tiling, dtype_size(dtype));
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(static_cast<unsigned int>(params.dims.directions * params.tiling.blocks_per_direction));
   config.blockDim = dim3(kPersistentThreads);
-  config.dynamicSmemBytes = layout.total;
+  config.dynamicSmemBytes = params.smem.total;
   config.stream = static_cast<cudaStream_t>(stream);
   cudaLaunchAttribute cooperative{};
   cooperative.id = cudaLaunchAttributeCooperative;  // all blocks co-resident, or the launch fails: no deadlock
@@ -155,11 +153,10 @@ Status launch_persistent_layer(DType dtype, const PersistentLayerParams& params,
   config.attrs = &cooperative;
   config.numAttrs = 1;
   void* args[] = {const_cast<PersistentLayerParams*>(&params)};
-  const cudaError_t err = cudaLaunchKernelExC(&config, kernel, args);
-  if (err != cudaSuccess) {
-    cudaGetLastError();  // e.g. cudaErrorCooperativeLaunchTooLarge: not sticky, keep it out of the next call
-    return cuda_status(err, "culstm_lstm_persistent_layer (cooperative launch)");
-  }
+  // A refusal (e.g. cudaErrorCooperativeLaunchTooLarge) is not sticky; cuda_status consumes it.
+  const Status launched =
+      cuda_status(cudaLaunchKernelExC(&config, kernel, args), "culstm_lstm_persistent_layer (cooperative launch)");
+  if (!launched.ok()) return launched;
   return check_launch("culstm_lstm_persistent_layer");
 }
 

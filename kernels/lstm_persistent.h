@@ -46,22 +46,25 @@ struct PersistentTiling {
   int proj_per_block = 0;  // 0 without a projection
 };
 
-// The tiling with the fewest units per block that uses at most `max_blocks_per_direction` blocks per direction;
-// every block owns at least one hidden unit.
-CULSTM_HD PersistentTiling persistent_tiling(long long hidden, long long proj, int max_blocks_per_direction) {
-  long long blocks = max_blocks_per_direction < 1 ? 1 : max_blocks_per_direction;
-  if (blocks > hidden) blocks = hidden;
-  PersistentTiling t;
-  t.units_per_block = static_cast<int>((hidden + blocks - 1) / blocks);
-  t.blocks_per_direction = static_cast<int>((hidden + t.units_per_block - 1) / t.units_per_block);
-  t.proj_per_block = proj > 0 ? static_cast<int>((proj + t.blocks_per_direction - 1) / t.blocks_per_direction) : 0;
-  return t;
-}
+// Where a block's data lives in its dynamic shared memory (byte offsets; every region 16-byte aligned), as the host
+// planned it (src/cuda/engine_choice.h, persistent_smem_layout) and hands it to the kernel in its parameters:
+//   w_hh     [pad(4u), R] dtype  rows g*u + k = W_hh[d][g*H + j0 + k, :], for the block's units j0 + k
+//   w_hr     [pad(up), H] dtype  rows k = W_hr[d][p0 + k, :] (projection only)
+//            (pad: persistent_padded_rows; rows past the block's units or outputs are zeros)
+//   h_stage  [kBatchChunk, K] f32, K = max(R, H with a projection): up to kBatchChunk sequences of the operand
+//   pre      [4u, B] f32     this step's recurrent pre-activations W_hh h of the block's rows
+//   c        [u, B] f32      the cell state of the block's units
+struct PersistentSmemLayout {
+  std::size_t w_hh = 0, w_hr = 0, h_stage = 0, pre = 0, c = 0;
+  std::size_t total = 0;
+  long long stage_width = 0;  // K
+};
 
 // One layer, all steps. Shapes as in lstm_stepwise.h (D directions, B batch, T steps, H hidden, R = P or H, G = 4H).
 struct PersistentLayerParams {
   LayerDims dims;
   PersistentTiling tiling;
+  PersistentSmemLayout smem;  // each block's dynamic shared memory, for this call's batch
   int layer = 0;
   long long steps = 0;  // max(len): the steps to run (0: the state passes through)
   cell::CellParams cell{};
@@ -82,48 +85,6 @@ struct PersistentLayerParams {
   void* c_n = nullptr;  // [L*D, B, H] dtype, or null
 };
 
-// Where a block's data lives in its dynamic shared memory (byte offsets; every region 16-byte aligned):
-//   w_hh     [pad(4u), R] dtype  rows g*u + k = W_hh[d][g*H + j0 + k, :], for the block's units j0 + k
-//   w_hr     [pad(up), H] dtype  rows k = W_hr[d][p0 + k, :] (projection only)
-//            (pad: persistent_padded_rows; rows past the block's units or outputs are zeros)
-//   h_stage  [kBatchChunk, K] f32, K = max(R, H with a projection): up to kBatchChunk sequences of the operand
-//   pre      [4u, B] f32     this step's recurrent pre-activations W_hh h of the block's rows
-//   c        [u, B] f32      the cell state of the block's units
-struct PersistentSmemLayout {
-  std::size_t w_hh = 0, w_hr = 0, h_stage = 0, pre = 0, c = 0;
-  std::size_t total = 0;
-  long long stage_width = 0;  // K
-};
-
-CULSTM_HD std::size_t persistent_align16(std::size_t n) {
-  return (n + 15) / 16 * 16;
-}
-
-CULSTM_HD PersistentSmemLayout persistent_smem_layout(const LayerDims& dims, const PersistentTiling& tiling,
-                                                      std::size_t value_bytes) {
-  const std::size_t u = static_cast<std::size_t>(tiling.units_per_block);
-  const std::size_t up = static_cast<std::size_t>(tiling.proj_per_block);
-  const std::size_t B = static_cast<std::size_t>(dims.batch), H = static_cast<std::size_t>(dims.hidden);
-  const std::size_t R = static_cast<std::size_t>(dims.recurrent);
-  const bool projecting = dims.recurrent != dims.hidden;
-  PersistentSmemLayout s;
-  s.stage_width = projecting && dims.hidden > dims.recurrent ? dims.hidden : dims.recurrent;
-  std::size_t cursor = 0;
-  const std::size_t rows_hh = static_cast<std::size_t>(persistent_padded_rows(static_cast<long long>(4 * u)));
-  const std::size_t rows_hr = static_cast<std::size_t>(persistent_padded_rows(static_cast<long long>(up)));
-  s.w_hh = cursor;
-  cursor += persistent_align16(rows_hh * R * value_bytes);
-  s.w_hr = cursor;
-  cursor += persistent_align16(rows_hr * H * value_bytes);
-  s.h_stage = cursor;
-  cursor += persistent_align16(static_cast<std::size_t>(kBatchChunk) * static_cast<std::size_t>(s.stage_width) * 4);
-  s.pre = cursor;
-  cursor += persistent_align16(4 * u * B * 4);
-  s.c = cursor;
-  cursor += persistent_align16(u * B * 4);
-  s.total = cursor;
-  return s;
-}
 
 // What the device offers the persistent kernel, read once per Model (cudaDeviceGetAttribute and the occupancy API).
 struct PersistentDeviceLimits {
@@ -139,6 +100,9 @@ Status persistent_device_limits(int device, PersistentDeviceLimits* out);
 // shared memory (cudaOccupancyMaxActiveBlocksPerMultiprocessor, after raising the kernel's shared-memory limit).
 // 0 when it cannot run at all.
 Status persistent_blocks_per_sm(DType dtype, std::size_t smem_bytes, int* out);
+
+// Loads every instantiation of the persistent kernel on the current device (see load_stepwise_kernels).
+Status load_persistent_kernels();
 
 // Enqueues the layer as ONE cooperative launch of D * blocks_per_direction blocks on `stream`. The caller has
 // checked co-residency (persistent_blocks_per_sm x sm_count >= blocks) for this batch size; the launch fails with

@@ -5,7 +5,10 @@
 
 #include <algorithm>
 
-#include "cuda/cuda_check.h"
+#include <string>
+
+#include "cuda_check.h"
+#include "lengths_upload.h"
 #include "lstm_stepwise.cuh"
 
 namespace culstm {
@@ -34,23 +37,36 @@ Status with_storage_type(DType dtype, const char* kernel, Launch&& launch) {
     case DType::kF16: launch(__half{}); break;
     case DType::kBF16: launch(__nv_bfloat16{}); break;
     default:
-      return detail::error(StatusCode::kInternal, kernel, ": storage type ", dtype_name(dtype), " has no kernel");
+      return Status(StatusCode::kInternal,
+                    std::string(kernel) + ": storage type " + dtype_name(dtype) + " has no kernel");
   }
   return check_launch(kernel);
 }
 
 }  // namespace
 
-Status check_kernel_image() {
-  cudaFuncAttributes attributes{};
-  const cudaError_t err = cudaFuncGetAttributes(&attributes, culstm_upload_lengths);
-  if (err != cudaSuccess) cudaGetLastError();  // not sticky; keep it out of later launch checks
-  return cuda_status(err, "cudaFuncGetAttributes(culstm_upload_lengths)");
+namespace {
+// cudaFuncGetAttributes loads the function (and reports a missing image; cuda_status consumes that error).
+template <typename T>
+Status load_typed_kernels() {
+  cudaFuncAttributes a{};
+  CULSTM_CUDA_CHECK(cudaFuncGetAttributes(&a, culstm_load_initial_state<T>));
+  CULSTM_CUDA_CHECK(cudaFuncGetAttributes(&a, culstm_fill_padding<T>));
+  CULSTM_CUDA_CHECK(cudaFuncGetAttributes(&a, culstm_lstm_pointwise_step<T>));
+  CULSTM_CUDA_CHECK(cudaFuncGetAttributes(&a, culstm_lstm_projection_commit<T>));
+  CULSTM_CUDA_CHECK(cudaFuncGetAttributes(&a, culstm_store_final_state<T>));
+  return Status::Ok();
 }
+}  // namespace
 
-Status launch_upload_lengths(const UploadLengthsParams& params, Stream stream) {
-  culstm_upload_lengths<<<blocks_for(params.count), kBlockThreads, 0, as_cuda(stream)>>>(params);
-  return check_launch("culstm_upload_lengths");
+Status load_stepwise_kernels() {
+  const Status lengths = gpu::load_upload_lengths_kernel();
+  if (!lengths.ok()) return lengths;
+  const Status f32 = load_typed_kernels<float>();
+  if (!f32.ok()) return f32;
+  const Status f16 = load_typed_kernels<__half>();
+  if (!f16.ok()) return f16;
+  return load_typed_kernels<__nv_bfloat16>();
 }
 
 Status launch_initial_state(DType dtype, const InitialStateParams& params, Stream stream) {

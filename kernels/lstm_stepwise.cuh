@@ -21,10 +21,6 @@ __device__ __forceinline__ long long grid_stride() {
   return static_cast<long long>(gridDim.x) * blockDim.x;
 }
 
-__global__ void __launch_bounds__(kBlockThreads) culstm_upload_lengths(UploadLengthsParams p) {
-  for (long long k = grid_start(); k < p.count; k += grid_stride()) upload_lengths_element(p, k);
-}
-
 template <typename T>
 __global__ void __launch_bounds__(kBlockThreads) culstm_load_initial_state(InitialStateParams p) {
   const long long n = state_elements(p.dims);

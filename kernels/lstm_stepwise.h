@@ -1,7 +1,8 @@
 // kernels/lstm_stepwise.h: the kernels of the stepwise engine, as seen from the host: one plain parameter struct
 // per kernel and a launcher that enqueues it on a stream and checks the launch. Host-safe (no CUDA header); the
 // per-element work is in stepwise_elements.h (host-and-device), the kernels in lstm_stepwise.cuh, the launchers in
-// lstm_stepwise.cu, the schedule in src/cuda/stepwise_schedule.cpp. docs/cuda_backend.md describes the engine.
+// lstm_stepwise.cu, the plan and its runner in src/cuda/call_plan.cpp and layer_runner.cpp. docs/cuda_backend.md
+// describes the engine.
 //
 // Shapes, with D directions, B batch, T steps, H hidden, R = P (projection) or H, G = 4H, "dtype" the model's
 // storage type. Per-direction state tensors are given as the pointer of direction 0 plus a stride in elements
@@ -26,17 +27,6 @@ struct LayerDims {
   long long recurrent = 0;            // R: P when projecting, else H
   bool batch_major = false;           // rows of x / y / gates_x are (b, t) instead of (t, b)
   bool reversed[2] = {false, false};  // per direction: runs t = len-1 .. 0
-};
-
-// Lengths are passed by value (kernel parameters are copied at launch and baked into a captured graph) to a tiny
-// kernel that writes them into the workspace: no copy from pageable host memory, which may synchronize.
-// 1000 int32 plus the header keep the struct under the classic 4 KiB kernel-parameter limit.
-constexpr int kLengthsPerLaunch = 1000;
-struct UploadLengthsParams {
-  int* dst = nullptr;  // [B] int32 in the workspace; this launch writes dst[offset .. offset + count)
-  int offset = 0;
-  int count = 0;
-  int values[kLengthsPerLaunch] = {};
 };
 
 // Loads layer `layer`'s initial state: h[d][b, :] = h0[layer*D + d, b, :], c = f32(c0[...]), zeros when absent.
@@ -121,12 +111,13 @@ CULSTM_HD long long output_elements(const LayerDims& d) {  // fill padding: the 
   return d.seq_len * d.batch * d.directions * d.recurrent;
 }
 
-// Ok when this build has device code the current GPU can run (cudaFuncGetAttributes on one of the kernels);
-// kCudaError with the runtime's reason (e.g. cudaErrorNoKernelImageForDevice) otherwise.
-Status check_kernel_image();
+// Loads every kernel of the stepwise engine (each storage type) on the current device: under lazy module loading
+// (CUDA's default) a kernel is otherwise loaded at its first launch, which may then fall inside a stream capture.
+// Also the check that this build has device code the GPU can run: kCudaError with the runtime's reason (e.g.
+// cudaErrorNoKernelImageForDevice) otherwise.
+Status load_stepwise_kernels();
 
 // Launchers: enqueue on `stream`, then check the launch (cudaGetLastError). `dtype` is the model's storage type.
-Status launch_upload_lengths(const UploadLengthsParams& params, Stream stream);
 Status launch_initial_state(DType dtype, const InitialStateParams& params, Stream stream);
 Status launch_fill_padding(DType dtype, const FillPaddingParams& params, Stream stream);
 Status launch_pointwise_step(DType dtype, const PointwiseStepParams& params, Stream stream);

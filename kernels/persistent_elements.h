@@ -224,23 +224,10 @@ CULSTM_HD void persistent_cell(const PersistentLayerParams& p, const BlockSlice&
     }
     const long long t = seq::step_time(step, len, reversed);
     const long long row = seq::row_of(t, b, dims.seq_len, B, dims.batch_major);
-    const float* gx = p.gates_x + row * (D * G) + s.d * G;
-    const float* gh = sm.pre + b * 4 * u;
-    float pre[4];
-    for (int g = 0; g < 4; ++g) {
-      pre[g] = gx[g * H + j] + gh[g * u + unit];
-      if (p.bias) pre[g] += p.bias[s.d * G + g * H + j];
-    }
-    float p_i = 0.0f, p_f = 0.0f, p_o = 0.0f;
-    if (p.peephole) {
-      const float* pd = p.peephole + s.d * 3 * H;
-      p_i = pd[j];
-      p_f = pd[H + j];
-      p_o = pd[2 * H + j];
-    }
     float& c = sm.c[b * u + unit];
     const cell::CellOutput<float> out =
-        cell::lstm_cell<float>(p.cell, pre[0], pre[1], pre[2], pre[3], c, p_i, p_f, p_o);
+        unit_update(p.cell, p.gates_x + row * (D * G) + s.d * G + j, sm.pre + b * 4 * u + unit, u,
+                    p.bias ? p.bias + s.d * G + j : nullptr, p.peephole ? p.peephole + s.d * 3 * H + j : nullptr, H, c);
     c = out.c;
     const T value = Storage<T>::store(out.h);
     if (projecting) {
@@ -311,8 +298,7 @@ template <typename T, int Chunk, typename Team>
 CULSTM_HD void persistent_layer_program(const PersistentLayerParams& p, int block, unsigned char* smem_base,
                                         Team& team) {
   static_assert(Chunk >= 1 && Chunk <= kBatchChunk, "h_stage holds kBatchChunk sequences");
-  const PersistentSmemLayout layout = persistent_smem_layout(p.dims, p.tiling, sizeof(T));
-  const BlockSmem<T> sm = block_smem<T>(smem_base, layout);
+  const BlockSmem<T> sm = block_smem<T>(smem_base, p.smem);
   const BlockSlice s = block_slice(p, block);
   // Two named pointers chosen by a select (not an array indexed by step % 2, which puts the array on the stack).
   T* const h_even = static_cast<T*>(p.h[0]) + s.d * p.h_stride;

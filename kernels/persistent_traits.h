@@ -1,5 +1,5 @@
 // kernels/persistent_traits.h: the persistent engine's tile per GPU architecture, with the evidence behind it
-// (docs/persistent.md). The planner (src/cuda/persistent_plan.cpp) lets backend cuda's automatic engine choice
+// (docs/persistent.md). The engine choice (src/cuda/engine_choice.cpp) lets backend cuda's automatic engine choice
 // pick the persistent engine only on an architecture whose entry records a measured win over the stepwise engine;
 // options.cuda_engine = kPersistent runs it wherever it fits, measured or not.
 //

@@ -1,13 +1,9 @@
 // kernels/sequence_index.h: which time step a (direction, sequence, step) touches, and where (t, b) lives in a
 // [T, B, F] / [B, T, F] tensor viewed as rows of F values. Host-and-device code, the one copy of this index math:
-// the CUDA kernels use it, and tests/unit/cuda_layout_test.cpp checks it on the CPU (DESIGN.md §2).
+// the CUDA kernels use it, and tests/unit/cuda_layout_test.cpp checks it on the CPU (docs/design.md §2).
 #pragma once
 
-#if defined(__CUDACC__)
-#define CULSTM_HD __host__ __device__ __forceinline__
-#else
-#define CULSTM_HD inline
-#endif
+#include "host_device.h"
 
 namespace culstm {
 namespace seq {

@@ -30,9 +30,25 @@ CULSTM_HD bool direction_reversed(const LayerDims& dims, long long d) {
   return d == 0 ? dims.reversed[0] : dims.reversed[1];  // no dynamic indexing into kernel parameters
 }
 
-// culstm_upload_lengths, element k in [0, count).
-CULSTM_HD void upload_lengths_element(const UploadLengthsParams& p, long long k) {
-  p.dst[p.offset + k] = p.values[k];
+// One hidden unit's cell update for one (t, b) and direction, both engines: the pre-activations of the gates
+// g = i, f, g, o are gx[g*H] + gh[g*gh_stride] (+ bias[g*H]), with gx at unit j of the direction's input
+// projections, gh at the unit's recurrent ones, bias and peephole at unit j of the direction's (or null); then
+// kernels/cell_math.h's cell from c_prev.
+CULSTM_HD cell::CellOutput<float> unit_update(const cell::CellParams& cell, const float* gx, const float* gh,
+                                              long long gh_stride, const float* bias, const float* peephole,
+                                              long long H, float c_prev) {
+  float pre[4];
+  for (int g = 0; g < 4; ++g) {
+    pre[g] = gx[g * H] + gh[g * gh_stride];
+    if (bias) pre[g] += bias[g * H];
+  }
+  float p_i = 0.0f, p_f = 0.0f, p_o = 0.0f;
+  if (peephole) {
+    p_i = peephole[0];
+    p_f = peephole[H];
+    p_o = peephole[2 * H];
+  }
+  return cell::lstm_cell<float>(cell, pre[0], pre[1], pre[2], pre[3], c_prev, p_i, p_f, p_o);
 }
 
 // culstm_load_initial_state, element idx in [0, D*B*H): (d, b, j). Writes c (and h_cell) at j, h at j when j < R.
@@ -73,22 +89,11 @@ CULSTM_HD void pointwise_step_element(const PointwiseStepParams& p, long long id
   const long long t = seq::step_time(p.step, len, direction_reversed(dims, d));
   const long long row = seq::row_of(t, b, dims.seq_len, B, dims.batch_major);
 
-  const float* gx = p.gates_x + row * (D * G) + d * G;  // this direction's 4H input projections of (t, b)
-  const float* gh = p.gates_h + d * p.gates_h_stride + b * G;
-  float pre[4];
-  for (int g = 0; g < 4; ++g) {
-    pre[g] = gx[g * H + j] + gh[g * H + j];
-    if (p.bias) pre[g] += p.bias[d * G + g * H + j];
-  }
-  float p_i = 0.0f, p_f = 0.0f, p_o = 0.0f;
-  if (p.peephole) {
-    const float* pd = p.peephole + d * 3 * H;
-    p_i = pd[j];
-    p_f = pd[H + j];
-    p_o = pd[2 * H + j];
-  }
+  const float* gx = p.gates_x + row * (D * G) + d * G + j;  // unit j of this direction's input projections of (t, b)
+  const float* gh = p.gates_h + d * p.gates_h_stride + b * G + j;
   float* c = p.c + d * p.c_stride + b * H + j;
-  const cell::CellOutput<float> out = cell::lstm_cell<float>(p.cell, pre[0], pre[1], pre[2], pre[3], *c, p_i, p_f, p_o);
+  const cell::CellOutput<float> out = unit_update(p.cell, gx, gh, H, p.bias ? p.bias + d * G + j : nullptr,
+                                                  p.peephole ? p.peephole + d * 3 * H + j : nullptr, H, *c);
   *c = out.c;
   const T value = Storage<T>::store(out.h);
   if (p.h_cell) {

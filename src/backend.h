@@ -9,6 +9,19 @@
 
 namespace culstm {
 
+// Sizes of one forward call, derived once by validation from x, the layout and the host lengths.
+struct ForwardShape {
+  std::int64_t seq_len = 0;               // T
+  std::int64_t batch = 0;                 // B
+  std::int64_t steps = 0;                 // max(len), T without lengths: the steps a GPU engine runs (0: none)
+  const std::int32_t* lengths = nullptr;  // host; null when absent or all equal to T (nothing to mask)
+};
+
+// T and B from x (rank 3, already checked); steps = T, no lengths.
+ForwardShape forward_shape(const LstmSpec& spec, const TensorView& x);
+// steps and lengths from the host lengths (already checked: B values in [0, T]).
+void apply_lengths(const std::int32_t* lengths, ForwardShape* shape);
+
 class ContextImpl {
  public:
   ContextImpl(Backend backend, int device) : backend_(backend), device_(device) {}
@@ -31,8 +44,9 @@ class BackendImpl {
   // batch and seq_len are already checked against the model's limits.
   virtual std::size_t workspace_size(std::int64_t batch, std::int64_t seq_len) const noexcept = 0;
   virtual Status create_context(int device, std::unique_ptr<ContextImpl>* out) const = 0;
-  // Called only with arguments that passed validate_forward_args.
-  virtual Status forward(ContextImpl& ctx, const ForwardArgs& args, Stream stream) const = 0;
+  // Called only with arguments that passed validate_forward_args; `shape` is what it derived.
+  virtual Status forward(ContextImpl& ctx, const ForwardArgs& args, const ForwardShape& shape,
+                         Stream stream) const = 0;
 };
 
 // Each factory validates what only it knows (e.g. cuDNN's unsupported options) and returns
@@ -44,14 +58,8 @@ Status make_cuda_backend(const LstmSpec& spec, const Weights& weights, const Mod
 Status make_cudnn_backend(const LstmSpec& spec, const Weights& weights, const ModelOptions& options,
                           std::unique_ptr<BackendImpl>* out);
 
-// Sizes of one forward call, derived from x and the layout.
-struct ForwardShape {
-  std::int64_t seq_len = 0;
-  std::int64_t batch = 0;
-};
-
 // Checks every argument of forward() against the spec, the model's limits and the backend's workspace need
-// (DESIGN.md §4). On success `shape` holds T and B.
+// (docs/design.md §4). On success `shape` holds T and B.
 Status validate_forward_args(const LstmSpec& spec, const ModelOptions& options, MemoryKind data_memory,
                              const BackendImpl& backend, const ForwardArgs& args, ForwardShape* shape);
 

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "culstm/types.h"
+
 namespace culstm {
 namespace detail {
 
@@ -57,6 +59,16 @@ inline std::uint16_t float_to_bf16(float f) {
   if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((x >> 16) | 0x40u);  // quiet nan
   const std::uint32_t rounding = 0x7fffu + ((x >> 16) & 1u);
   return static_cast<std::uint16_t>((x + rounding) >> 16);
+}
+
+// The value `value` has once stored in `dtype`: what every backend holds of a weight (the reference rounds its
+// weights exactly as the GPU backends store them).
+inline float round_to_dtype(float value, DType dtype) {
+  switch (dtype) {
+    case DType::kF16: return half_to_float(float_to_half(value));
+    case DType::kBF16: return bf16_to_float(float_to_bf16(value));
+    default: return value;
+  }
 }
 
 }  // namespace detail

@@ -175,7 +175,7 @@ Status forward(Context& ctx, const Model& model, const ForwardArgs& args, Stream
   ForwardShape shape;
   CULSTM_RETURN_IF_ERROR(validate_forward_args(model.spec(), model.options(), impl.data_memory(), impl, args, &shape));
   try {
-    return impl.forward(ctx.impl(), args, stream);
+    return impl.forward(ctx.impl(), args, shape, stream);
   } catch (const std::exception& e) {  // nothing may cross the API; std::bad_alloc from a backend lands here
     return error(StatusCode::kInternal, "forward: unexpected exception: ", e.what());
   }

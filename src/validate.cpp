@@ -1,5 +1,6 @@
 // Validation of forward() arguments: every bad input gets its own code and a message naming the argument, the
-// expected and the actual value (DESIGN.md §4).
+// expected and the actual value (docs/design.md §4).
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -57,6 +58,26 @@ bool overlaps(const TensorView& a, const TensorView& b) {
 
 }  // namespace
 
+ForwardShape forward_shape(const LstmSpec& spec, const TensorView& x) {
+  const bool batch_major = spec.layout == BatchLayout::kBatchMajor;
+  ForwardShape s;
+  s.seq_len = batch_major ? x.shape[1] : x.shape[0];
+  s.batch = batch_major ? x.shape[0] : x.shape[1];
+  s.steps = s.seq_len;
+  return s;
+}
+
+void apply_lengths(const std::int32_t* lengths, ForwardShape* shape) {
+  std::int64_t longest = 0;
+  bool any_short = false;
+  for (std::int64_t b = 0; b < shape->batch; ++b) {
+    longest = std::max<std::int64_t>(longest, lengths[b]);
+    any_short = any_short || lengths[b] < shape->seq_len;
+  }
+  shape->steps = longest;
+  shape->lengths = any_short ? lengths : nullptr;
+}
+
 Status check_model_limits(const ModelOptions& options, std::int64_t batch, std::int64_t seq_len) {
   if (batch < 1) return error(StatusCode::kShapeMismatch, "batch: expected >= 1, got ", batch);
   if (seq_len < 1) return error(StatusCode::kShapeMismatch, "seq_len: expected >= 1, got ", seq_len);
@@ -88,8 +109,8 @@ Status validate_forward_args(const LstmSpec& spec, const ModelOptions& options, 
     return error(StatusCode::kShapeMismatch, "x: expected shape ", batch_major ? "[B, T, " : "[T, B, ", spec.input_size,
                  "], got ", shape_string(x));
   }
-  const std::int64_t T = batch_major ? x.shape[1] : x.shape[0];
-  const std::int64_t B = batch_major ? x.shape[0] : x.shape[1];
+  ForwardShape sizes = forward_shape(spec, x);
+  const std::int64_t T = sizes.seq_len, B = sizes.batch;
   CULSTM_RETURN_IF_ERROR(check_model_limits(options, B, T));
 
   const TensorView& len = args.lengths;
@@ -111,6 +132,7 @@ Status validate_forward_args(const LstmSpec& spec, const ModelOptions& options, 
                      values[b]);
       }
     }
+    apply_lengths(values, &sizes);
   }
 
   const std::int64_t LD = static_cast<std::int64_t>(spec.num_layers) * spec.num_directions();
@@ -148,8 +170,7 @@ Status validate_forward_args(const LstmSpec& spec, const ModelOptions& options, 
   if (need > 0 && args.workspace == nullptr) {
     return error(StatusCode::kNullPointer, "workspace: data is null but ", need, " bytes are required");
   }
-  shape->seq_len = T;
-  shape->batch = B;
+  *shape = sizes;
   return Status::Ok();
 }
 

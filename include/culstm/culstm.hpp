@@ -1,4 +1,4 @@
-// culstm/culstm.hpp: the C++ API. Flow (DESIGN.md §1):
+// culstm/culstm.hpp: the C++ API. Flow (docs/design.md §1):
 //   LstmSpec + Weights --Model::create--> Model (immutable, shareable) ; Context::create per thread ;
 //   Model::workspace_size(B, T) ; forward(ctx, model, args, stream) enqueues on the caller's stream.
 // Compiles as plain C++17; no CUDA header is needed.

@@ -1,4 +1,4 @@
-// culstm/spec.h: what an LSTM network is (DESIGN.md §1-2). Pure data plus validation.
+// culstm/spec.h: what an LSTM network is (docs/design.md §1-2). Pure data plus validation.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// culstm/status.h: the result of every public call. No exception crosses the API (DESIGN.md §4).
+// culstm/status.h: the result of every public call. No exception crosses the API (docs/design.md §4).
 #pragma once
 
 #include <string>

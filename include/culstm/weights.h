@@ -1,4 +1,4 @@
-// culstm/weights.h: the canonical host-side weights every importer converts into (DESIGN.md §1).
+// culstm/weights.h: the canonical host-side weights every importer converts into (docs/design.md §1).
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
-// The `cuda` backend (DESIGN.md §1, docs/cuda_backend.md): weights uploaded and repacked once per Model, a
-// per-thread Context holding the cuBLAS handle and a CUDA-graph cache, and forward() enqueuing the stepwise engine
-// on the caller's stream:
+// The `cuda` backend (docs/design.md, docs/cuda_backend.md): weights uploaded and repacked once per Model, a
+// per-thread Context holding the cuBLAS handle, the call plan and a CUDA-graph cache, and forward() planning the
+// call once (call_plan.h) and enqueuing it (layer_runner.h) on the caller's stream. The stepwise engine:
 //   per layer   fill padding (y at t >= len), load h0/c0, ONE input GEMM for every step and direction,
 //   per step    the recurrent GEMM (strided-batched over directions), ONE fused pointwise kernel for all
 //               directions, and with a projection the projection GEMM plus a masked commit,
@@ -25,22 +25,34 @@
 
 #include "../backend.h"
 #include "../detail.h"
+#include "call_plan.h"
+#include "cublas_status.h"
 #include "cuda_check.h"
+#include "engine_choice.h"
+#include "layer_runner.h"
 #include "lstm_persistent.h"
 #include "lstm_stepwise.h"
-#include "persistent_plan.h"
-#include "stepwise_layout.h"
-#include "stepwise_schedule.h"
+#include "packed_weights.h"
 
 namespace culstm {
 namespace {
 
 using detail::error;
-using stepwise::StepwiseLayout;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Small RAII helpers.
 
+// A non-blocking stream of the current device for the weight upload, destroyed with the scope.
+struct UploadStream {
+  cudaStream_t stream = nullptr;
+  UploadStream() = default;
+  UploadStream(const UploadStream&) = delete;
+  UploadStream& operator=(const UploadStream&) = delete;
+  ~UploadStream() {
+    if (stream != nullptr) cudaStreamDestroy(stream);
+  }
+  Status create() { return cuda_status(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate"); }
+};
 
 // Points the Context's cuBLAS handle at our stream, the caller's workspace slice, host pointer mode and the default
 // math mode (tf32 is asked for through the compute type only), and puts back the stream, pointer mode and math
@@ -95,12 +107,12 @@ GemmTypes gemm_types(const LstmSpec& spec) {
   }
 }
 
-class CudaExecutor final : public stepwise::Executor {
+class CudaExecutor final : public cuda_backend::Executor {
  public:
   CudaExecutor(cublasHandle_t cublas, GemmTypes types, DType dtype, cudaStream_t stream)
       : cublas_(cublas), types_(types), dtype_(dtype), stream_(stream) {}
 
-  Status gemm(const stepwise::BlasGemm& g, const char* what) override {
+  Status gemm(const cuda_backend::BlasGemm& g, const char* what) override {
     const float alpha = 1.0f, beta = 0.0f;  // host pointer mode (CublasScope)
     const cublasOperation_t op_a = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cublasOperation_t op_b = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -116,8 +128,8 @@ class CudaExecutor final : public stepwise::Executor {
                                    g.batch, types_.compute, CUBLAS_GEMM_DEFAULT),
         what);
   }
-  Status upload_lengths(const kernels::UploadLengthsParams& p) override {
-    return kernels::launch_upload_lengths(p, stream_);
+  Status upload_lengths(const gpu::UploadLengthsParams& p) override {
+    return gpu::launch_upload_lengths(p, stream_);
   }
   Status initial_state(const kernels::InitialStateParams& p) override {
     return kernels::launch_initial_state(dtype_, p, stream_);
@@ -222,6 +234,7 @@ class CudaContext final : public ContextImpl {
   GraphKey current;   // the call being made
   GraphKey previous;  // the last call that ran directly (auto mode captures when a call repeats it)
   GraphKey cached;    // what `exec` was captured for
+  cuda_backend::CallPlan plan;  // the call being made; its capacity is reused from call to call
   cudaGraphExec_t exec = nullptr;
 };
 
@@ -268,14 +281,13 @@ Status check_device_pointer(const char* name, const void* ptr, int device, std::
 class CudaBackend final : public BackendImpl {
  public:
   CudaBackend(const LstmSpec& spec, const ModelOptions& options, std::size_t cublas_bytes,
-              std::vector<stepwise::LayerEngine> engines)
-      : spec_(spec),
-        options_(options),
-        cublas_bytes_(cublas_bytes),
-        id_(g_next_model_id.fetch_add(1)),
-        engines_(std::move(engines)),
-        plan_(stepwise::stepwise_plan(spec, options, cublas_bytes, engines_)),
-        types_(gemm_types(spec)) {}
+              std::vector<cuda_backend::LayerEngine> engines)
+      : options_(options), id_(g_next_model_id.fetch_add(1)), types_(gemm_types(spec)) {
+    model_.spec = spec;
+    model_.cublas_bytes = cublas_bytes;
+    model_.engines = std::move(engines);
+    plan_ = cuda_backend::explain_model(model_, options);
+  }
 
   ~CudaBackend() override {
     if (arena_ == nullptr) return;
@@ -284,17 +296,22 @@ class CudaBackend final : public BackendImpl {
     cudaFree(arena_);
   }
 
-  // Repacks the weights (stepwise_schedule.h), uploads them with one allocation and one copy.
+  // Repacks the weights (packed_weights.h), uploads them with one allocation and one copy.
   Status upload(const Weights& weights) {
-    const stepwise::PackedWeights packed = stepwise::pack_weights(spec_, weights);
+    const cuda_backend::PackedWeights packed = cuda_backend::pack_weights(model_.spec, weights);
     DeviceGuard guard;
     CULSTM_RETURN_IF_ERROR(guard.enter(options_.device));
     CULSTM_CUDA_CHECK(cudaMalloc(&arena_, packed.bytes.size()));
-    CULSTM_CUDA_CHECK(cudaMemcpy(arena_, packed.bytes.data(), packed.bytes.size(), cudaMemcpyHostToDevice));
-    // A copy from pageable memory may return before its DMA has landed, and the Model is then used from other
-    // streams: wait for it here, once, at creation (never in forward).
-    CULSTM_CUDA_CHECK(cudaStreamSynchronize(nullptr));
-    layers_ = stepwise::weight_pointers(spec_, packed, arena_);
+    // The copy goes through a private non-blocking stream, and only that stream is waited for: the legacy default
+    // stream (cudaMemcpy, cudaStreamSynchronize(0)) waits on every blocking stream of the device and fails while
+    // another thread captures one. The wait itself is needed once, at creation (never in forward): a copy from
+    // pageable memory may return before its DMA has landed, and the Model is then used from other streams.
+    UploadStream upload;
+    CULSTM_RETURN_IF_ERROR(upload.create());
+    CULSTM_CUDA_CHECK(cudaMemcpyAsync(arena_, packed.bytes.data(), packed.bytes.size(), cudaMemcpyHostToDevice,
+                                      upload.stream));
+    CULSTM_CUDA_CHECK(cudaStreamSynchronize(upload.stream));
+    model_.weights = cuda_backend::weight_pointers(model_.spec, packed, arena_);
     return Status::Ok();
   }
 
@@ -302,7 +319,7 @@ class CudaBackend final : public BackendImpl {
   MemoryKind data_memory() const noexcept override { return MemoryKind::kDevice; }
   const Plan& plan() const noexcept override { return plan_; }
   std::size_t workspace_size(std::int64_t batch, std::int64_t seq_len) const noexcept override {
-    return stepwise::stepwise_layout(spec_, batch, seq_len, cublas_bytes_).total;
+    return cuda_backend::workspace_layout(model_.spec, batch, seq_len, model_.cublas_bytes).total;
   }
 
   Status create_context(int device, std::unique_ptr<ContextImpl>* out) const override {
@@ -312,35 +329,34 @@ class CudaBackend final : public BackendImpl {
     return Status::Ok();
   }
 
-  Status forward(ContextImpl& ctx, const ForwardArgs& args, Stream stream) const override;
+  Status forward(ContextImpl& ctx, const ForwardArgs& args, const ForwardShape& shape, Stream stream) const override;
 
  private:
   // Alignment of every tensor, and (when `query_pointers`) that each is memory of the model's device.
   Status check_memory(const ForwardArgs& args, bool query_pointers) const;
   // That a stream the caller created belongs to the model's device (the special handles always do).
   Status check_stream_device(cudaStream_t stream, bool query) const;
-  // Sets the Context's cuBLAS handle up for `stream` (CublasScope, which the caller holds) and the workspace.
-  Status configure_cublas(CublasScope& scope, const ForwardArgs& args, const stepwise::RunShape& shape,
+  // Sets the Context's cuBLAS handle up for `stream` and the plan's slice of the workspace (CublasScope, which the
+  // caller holds, puts it back).
+  Status configure_cublas(CublasScope& scope, const cuda_backend::CallPlan& plan, void* workspace,
                           cudaStream_t stream) const;
-  // Enqueues the whole forward on `stream`, with the handle already configured for it.
-  Status enqueue(CudaContext& ctx, const ForwardArgs& args, const stepwise::RunShape& shape, cudaStream_t stream) const;
-  Status run_graph(CudaContext& ctx, const ForwardArgs& args, const stepwise::RunShape& shape,
-                   cudaStream_t stream) const;
+  // Enqueues `plan` on `stream` through cuBLAS (configured for it) and the launchers; with `gemms_only`, only each
+  // distinct GEMM once (the warm-up before a capture).
+  Status enqueue(CudaContext& ctx, const cuda_backend::CallPlan& plan, cudaStream_t stream,
+                 bool gemms_only = false) const;
+  Status run_graph(CudaContext& ctx, const ForwardArgs& args, cudaStream_t stream) const;
 
-  LstmSpec spec_;
+  cuda_backend::ModelPlan model_;  // spec, engines, cuBLAS workspace size, weight pointers
   ModelOptions options_;
-  std::size_t cublas_bytes_;
-  std::uint64_t id_;                            // never reused, unlike an address: keys the Contexts' graph caches
-  std::vector<stepwise::LayerEngine> engines_;  // per layer: persistent or stepwise (persistent_plan.h)
-  Plan plan_;
+  std::uint64_t id_;  // never reused, unlike an address: keys the Contexts' graph caches
+  Plan plan_;         // model_ at (max_batch, max_seq_len), rendered once
   GemmTypes types_;
   void* arena_ = nullptr;  // every weight, one cudaMalloc
-  std::vector<stepwise::LayerWeightPointers> layers_;
 };
 
 Status CudaBackend::check_memory(const ForwardArgs& args, bool query_pointers) const {
   const int dev = query_pointers ? options_.device : -1;
-  const std::size_t value = dtype_size(spec_.dtype);
+  const std::size_t value = dtype_size(model_.spec.dtype);
   CULSTM_RETURN_IF_ERROR(check_device_pointer("x", args.x.data, dev, value));
   CULSTM_RETURN_IF_ERROR(check_device_pointer("h0", args.h0.data, dev, value));
   CULSTM_RETURN_IF_ERROR(check_device_pointer("c0", args.c0.data, dev, value));
@@ -348,7 +364,7 @@ Status CudaBackend::check_memory(const ForwardArgs& args, bool query_pointers) c
   CULSTM_RETURN_IF_ERROR(check_device_pointer("h_n", args.h_n.data, dev, value));
   CULSTM_RETURN_IF_ERROR(check_device_pointer("c_n", args.c_n.data, dev, value));
   // The workspace is carved into 256-byte-aligned regions, and cuBLAS wants its slice aligned too.
-  return check_device_pointer("workspace", args.workspace, dev, stepwise::kWorkspaceAlignment);
+  return check_device_pointer("workspace", args.workspace, dev, cuda_backend::kWorkspaceAlignment);
 }
 
 Status CudaBackend::check_stream_device(cudaStream_t stream, bool query) const {
@@ -362,19 +378,22 @@ Status CudaBackend::check_stream_device(cudaStream_t stream, bool query) const {
   return Status::Ok();
 }
 
-Status CudaBackend::configure_cublas(CublasScope& scope, const ForwardArgs& args, const stepwise::RunShape& shape,
+Status CudaBackend::configure_cublas(CublasScope& scope, const cuda_backend::CallPlan& plan, void* workspace,
                                      cudaStream_t stream) const {
-  const stepwise::StepwiseLayout ws = stepwise::stepwise_layout(spec_, shape.batch, shape.seq_len, cublas_bytes_);
-  return scope.enter(stream, static_cast<std::uint8_t*>(args.workspace) + ws.cublas.offset, ws.cublas.bytes);
+  const cuda_backend::Region& slice = plan.workspace.cublas;
+  return scope.enter(stream, static_cast<std::uint8_t*>(workspace) + slice.offset, slice.bytes);
 }
 
-Status CudaBackend::enqueue(CudaContext& ctx, const ForwardArgs& args, const stepwise::RunShape& shape,
-                            cudaStream_t stream) const {
-  CudaExecutor exec(ctx.cublas, types_, spec_.dtype, stream);
-  return stepwise::run_stepwise(spec_, layers_, args, shape, cublas_bytes_, exec, engines_);
+Status CudaBackend::enqueue(CudaContext& ctx, const cuda_backend::CallPlan& plan, cudaStream_t stream,
+                            bool gemms_only) const {
+  CudaExecutor exec(ctx.cublas, types_, model_.spec.dtype, stream);
+  if (!gemms_only) return cuda_backend::run_call(plan, exec);
+  cuda_backend::DistinctGemmsOnly warm_up(exec);
+  return cuda_backend::run_call(plan, warm_up);
 }
 
-Status CudaBackend::forward(ContextImpl& ctx_impl, const ForwardArgs& args, Stream stream) const {
+Status CudaBackend::forward(ContextImpl& ctx_impl, const ForwardArgs& args, const ForwardShape& shape,
+                            Stream stream) const {
   auto& ctx = static_cast<CudaContext&>(ctx_impl);  // forward() in model.cpp checked ctx.backend() == kCuda
   DeviceGuard guard;
   CULSTM_RETURN_IF_ERROR(guard.enter(options_.device));
@@ -387,7 +406,7 @@ Status CudaBackend::forward(ContextImpl& ctx_impl, const ForwardArgs& args, Stre
   const bool caller_captures = capturing != cudaStreamCaptureStatusNone;
   CULSTM_RETURN_IF_ERROR(check_memory(args, /*query_pointers=*/!caller_captures));
   CULSTM_RETURN_IF_ERROR(check_stream_device(s, /*query=*/!caller_captures));
-  const stepwise::RunShape shape = stepwise::run_shape(spec_, args);
+  CULSTM_RETURN_IF_ERROR(cuda_backend::plan_call(model_, args, shape, &ctx.plan));
 
   bool use_graph = false;
   if (ctx.mode != CudaGraphMode::kOff && !caller_captures) {
@@ -399,18 +418,17 @@ Status CudaBackend::forward(ContextImpl& ctx_impl, const ForwardArgs& args, Stre
       if (!use_graph) std::swap(ctx.previous, ctx.current);  // remembered for the next call
     }
   }
-  if (use_graph) return run_graph(ctx, args, shape, s);
+  if (use_graph) return run_graph(ctx, args, s);
   CublasScope scope(ctx.cublas);
-  CULSTM_RETURN_IF_ERROR(configure_cublas(scope, args, shape, s));
+  CULSTM_RETURN_IF_ERROR(configure_cublas(scope, ctx.plan, args.workspace, s));
   ++ctx.stats.direct_runs;
-  return enqueue(ctx, args, shape, s);
+  return enqueue(ctx, ctx.plan, s);
 }
 
 // The graph path: replay the cached executable graph when this call's key matches it; otherwise capture the
 // launches on the Context's capture stream, update the executable graph in place when the topology allows
 // (cudaGraphExecUpdate) or instantiate a new one, and launch it on the caller's stream.
-Status CudaBackend::run_graph(CudaContext& ctx, const ForwardArgs& args, const stepwise::RunShape& shape,
-                              cudaStream_t stream) const {
+Status CudaBackend::run_graph(CudaContext& ctx, const ForwardArgs& args, cudaStream_t stream) const {
   if (ctx.exec != nullptr && ctx.cached == ctx.current) {
     CULSTM_CUDA_CHECK(cudaGraphLaunch(ctx.exec, stream));
     ++ctx.stats.replays;
@@ -418,14 +436,24 @@ Status CudaBackend::run_graph(CudaContext& ctx, const ForwardArgs& args, const s
   }
   ctx.cached.valid = false;  // until a graph for `current` is in place
 
+  // In mode `on` a capture can be the first time these GEMM shapes run (auto captures only a call that already
+  // ran directly), and cuBLAS picks and loads its kernel for a shape at the first call: run each shape once,
+  // directly, before the capture. Those GEMMs write only the workspace's scratch, which the graph overwrites
+  // before reading it; culstm's own kernels were loaded at Model creation.
+  if (ctx.mode == CudaGraphMode::kOn) {
+    CublasScope scope(ctx.cublas);
+    CULSTM_RETURN_IF_ERROR(configure_cublas(scope, ctx.plan, args.workspace, stream));
+    CULSTM_RETURN_IF_ERROR(enqueue(ctx, ctx.plan, stream, /*gemms_only=*/true));
+  }
+
   cudaGraph_t graph = nullptr;
   {
     // The handle is set up before the capture begins and restored after it ends, so that nothing but the
     // launches happens inside the capture (cublasSetStream resets cuBLAS's workspace choice).
     CublasScope scope(ctx.cublas);
-    CULSTM_RETURN_IF_ERROR(configure_cublas(scope, args, shape, ctx.capture_stream));
+    CULSTM_RETURN_IF_ERROR(configure_cublas(scope, ctx.plan, args.workspace, ctx.capture_stream));
     CULSTM_CUDA_CHECK(cudaStreamBeginCapture(ctx.capture_stream, cudaStreamCaptureModeThreadLocal));
-    const Status enqueued = enqueue(ctx, args, shape, ctx.capture_stream);
+    const Status enqueued = enqueue(ctx, ctx.plan, ctx.capture_stream);
     const cudaError_t ended = cudaStreamEndCapture(ctx.capture_stream, &graph);  // always end what was begun
     if (!enqueued.ok() || ended != cudaSuccess) {
       if (graph != nullptr) cudaGraphDestroy(graph);
@@ -482,24 +510,27 @@ Status make_cuda_backend(const LstmSpec& spec, const Weights& weights, const Mod
   int major = 0, minor = 0;
   CULSTM_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, options.device));
   CULSTM_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, options.device));
-  // A GPU whose architecture this build has no code for cannot run our kernels: say so (auto then falls back).
-  const Status image = kernels::check_kernel_image();
+  // Every kernel is loaded now, at creation, so that none is first loaded inside a stream capture (graph mode
+  // `on` captures a Context's first call). A GPU whose architecture this build has no code for cannot run our
+  // kernels: say so (auto then falls back).
+  Status image = kernels::load_stepwise_kernels();
+  if (image.ok()) image = kernels::load_persistent_kernels();
   if (!image.ok()) {
     return error(StatusCode::kNotSupported, "backend cuda: no kernel image for this GPU (sm_", major, minor,
                  "; built for ", CULSTM_CUDA_ARCHITECTURES, "): ", image.message());
   }
   // Which layers run the persistent engine: the device's limits and the kernel's occupancy decide what fits.
-  stepwise::PersistentDevice persistent;
+  cuda_backend::PersistentDevice persistent;
   persistent.cc_major = major;
   persistent.cc_minor = minor;
   CULSTM_RETURN_IF_ERROR(kernels::persistent_device_limits(options.device, &persistent.limits));
   persistent.blocks_per_sm = [&spec](std::size_t smem_bytes, int* blocks) {
     return kernels::persistent_blocks_per_sm(spec.dtype, smem_bytes, blocks);
   };
-  std::vector<stepwise::LayerEngine> engines;
-  CULSTM_RETURN_IF_ERROR(stepwise::choose_engines(spec, options, persistent, &engines));
+  std::vector<cuda_backend::LayerEngine> engines;
+  CULSTM_RETURN_IF_ERROR(cuda_backend::choose_engines(spec, options, persistent, &engines));
   auto backend =
-      std::make_unique<CudaBackend>(spec, options, stepwise::cublas_workspace_bytes(major), std::move(engines));
+      std::make_unique<CudaBackend>(spec, options, cuda_backend::cublas_workspace_bytes(major), std::move(engines));
   CULSTM_RETURN_IF_ERROR(backend->upload(weights));
   *out = std::move(backend);
   return Status::Ok();

@@ -40,7 +40,7 @@
 #include <utility>
 #include <vector>
 
-#include "../cuda/cuda_status.h"
+#include "gpu_status.h"
 #include "cudnn_status.h"
 #include "../float16.h"
 #include "cudnn_kernels.h"
@@ -267,7 +267,7 @@ RnnConfig config_for(const LstmSpec& spec) {
     case DType::kBF16: c.data_type = CUDNN_DATA_BFLOAT16; break;
     default: c.data_type = CUDNN_DATA_FLOAT; break;
   }
-  c.math_prec = CUDNN_DATA_FLOAT;  // fp32 accumulation and cell state for every storage type (DESIGN.md §2)
+  c.math_prec = CUDNN_DATA_FLOAT;  // fp32 accumulation and cell state for every storage type (docs/design.md §2)
   if (spec.dtype == DType::kF32) {
     // CUDNN_DEFAULT_MATH lets cuDNN use TF32 tensor cores on Ampere and later; CUDNN_FMA_MATH never does.
     c.math_type = spec.math == MathMode::kAllowTF32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
@@ -534,7 +534,7 @@ class CudnnBackend final : public BackendImpl {
     return Status::Ok();
   }
 
-  Status forward(ContextImpl& ctx, const ForwardArgs& args, Stream stream) const override;
+  Status forward(ContextImpl& ctx, const ForwardArgs& args, const ForwardShape& shape, Stream stream) const override;
 
   std::string tuning_report() const;
 
@@ -1072,7 +1072,8 @@ Status CudnnBackend::tune(CudnnContext& ctx, ModelEntry& me, const TuneKey& key,
   return Status::Ok();
 }
 
-Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, Stream stream) const {
+Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, const ForwardShape& /*shape*/,
+                             Stream stream) const {
   auto& ctx = static_cast<CudnnContext&>(ctx_base);
   const bool batch_major = spec_.layout == BatchLayout::kBatchMajor;
   const std::int64_t T = batch_major ? args.x.shape[1] : args.x.shape[0];

@@ -1,4 +1,4 @@
-// The CPU reference backend: DESIGN.md §2 executed literally, one sequence at a time, float64 accumulation.
+// The CPU reference backend: docs/design.md §2 executed literally, one sequence at a time, float64 accumulation.
 // It is the definition of "correct" for every other backend, so it favours obviousness over speed.
 #include <algorithm>
 #include <cstring>
@@ -40,15 +40,6 @@ void store(void* data, DType dtype, std::int64_t index, double value) {
   }
 }
 
-// The value a weight has once stored in `dtype` (what a GPU backend holds).
-float round_to_dtype(float value, DType dtype) {
-  switch (dtype) {
-    case DType::kF16: return detail::half_to_float(detail::float_to_half(value));
-    case DType::kBF16: return detail::bf16_to_float(detail::float_to_bf16(value));
-    default: return value;
-  }
-}
-
 // Workspace carving (all float64): two layer buffers [T, B, W] with W = max(I, D*R), and per-sequence state.
 struct WorkspaceLayout {
   std::size_t layer_buffer_elems;  // T * B * W
@@ -79,7 +70,8 @@ class ReferenceBackend final : public BackendImpl {
     return Status::Ok();
   }
 
-  Status forward(ContextImpl& /*ctx*/, const ForwardArgs& args, Stream /*stream*/) const override;
+  Status forward(ContextImpl& /*ctx*/, const ForwardArgs& args, const ForwardShape& shape,
+                 Stream /*stream*/) const override;
 
  private:
   WorkspaceLayout layout(std::int64_t batch, std::int64_t seq_len) const {
@@ -114,9 +106,7 @@ void ReferenceBackend::run_sequence(int layer, int dir, std::int64_t b, std::int
   for (std::int64_t k = 0; k < R; ++k) h[k] = args.h0.data ? load(args.h0.data, spec_.dtype, state_row * R + k) : 0.0;
   for (std::int64_t k = 0; k < H; ++k) c[k] = args.c0.data ? load(args.c0.data, spec_.dtype, state_row * H + k) : 0.0;
 
-  const cell::CellParams params{
-      spec_.gate_activation,          spec_.cell_activation, spec_.hidden_activation, spec_.gate_clip.value_or(0.0f),
-      spec_.cell_clip.value_or(0.0f), spec_.peepholes,       spec_.input_forget};
+  const cell::CellParams params = cell::cell_params(spec_);
   const bool reversed = spec_.runs_reversed(dir);
   for (std::int64_t step = 0; step < len; ++step) {
     const std::int64_t t = reversed ? len - 1 - step : step;
@@ -162,10 +152,10 @@ void ReferenceBackend::run_sequence(int layer, int dir, std::int64_t b, std::int
   }
 }
 
-Status ReferenceBackend::forward(ContextImpl& /*ctx*/, const ForwardArgs& args, Stream /*stream*/) const {
+Status ReferenceBackend::forward(ContextImpl& /*ctx*/, const ForwardArgs& args, const ForwardShape& shape,
+                                 Stream /*stream*/) const {
   const bool batch_major = spec_.layout == BatchLayout::kBatchMajor;
-  const std::int64_t T = batch_major ? args.x.shape[1] : args.x.shape[0];
-  const std::int64_t B = batch_major ? args.x.shape[0] : args.x.shape[1];
+  const std::int64_t T = shape.seq_len, B = shape.batch;
   const std::int64_t I = spec_.input_size, Y = spec_.output_size();
   const WorkspaceLayout ws = layout(B, T);
   double* buffer_a = static_cast<double*>(args.workspace);
@@ -212,7 +202,7 @@ Status make_reference_backend(const LstmSpec& spec, const Weights& weights, cons
     for (int d = 0; d < rounded.num_directions(); ++d) {
       LayerWeights& lw = rounded.at(l, d);
       for (std::vector<float>* t : {&lw.w_ih, &lw.w_hh, &lw.b_ih, &lw.b_hh, &lw.w_hr, &lw.peephole}) {
-        for (float& v : *t) v = round_to_dtype(v, spec.dtype);
+        for (float& v : *t) v = detail::round_to_dtype(v, spec.dtype);
       }
     }
   }

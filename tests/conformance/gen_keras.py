@@ -8,7 +8,7 @@ i, f, c, o, so the Keras importer (Naming::kKeras) reads them. What weights cann
 is written as "culstm.keras" metadata (keras_version, activation, recurrent_activation, go_backwards, merge_mode),
 the order of stacked layers as "culstm.layers"; the layers' get_config() is kept as "keras.config" for reference.
 
-Semantics that differ from culstm's (DESIGN.md §2), recorded per fixture in conformance.adjustments and handled by
+Semantics that differ from culstm's (docs/design.md §2), recorded per fixture in conformance.adjustments and handled by
 tests/unit/conformance_test.cpp:
   - Keras 3 hard_sigmoid is relu6(x + 3) / 6 = clamp(x/6 + 0.5, 0, 1): culstm hard_sigmoid(1/6, 0.5).
   - go_backwards=True returns the output sequence in processing order (y[k] belongs to input step T-1-k, and with a

@@ -1,4 +1,4 @@
-// The cuda backend against the reference (DESIGN.md §5): a covering grid over dtype x layers x direction x
+// The cuda backend against the reference (docs/design.md §5): a covering grid over dtype x layers x direction x
 // projection x lengths x layout x initial states x cell options x sizes, on fresh random inputs, outputs poisoned
 // with 0xFF bytes (NaN in f32/f16/bf16) so that every element must be written; plus determinism, CUDA-graph replay
 // equal to direct launches bit for bit, capture by the caller, no synchronization of the caller's stream, and
@@ -1212,6 +1212,82 @@ TEST(CudaBackend, LegacyStreamDuringAnotherCaptureIsRefused) {
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.to_string();
   EXPECT_NE(st.message().find("legacy default stream"), std::string::npos) << st.to_string();
   EXPECT_EQ(ended, cudaSuccess) << "the refused call invalidated the other capture: " << cudaGetErrorString(ended);
+}
+
+// Model creation while another thread captures a blocking stream: the weight upload must neither wait on the legacy
+// default stream (which waits on that capture and fails) nor invalidate the capture, and the weights must have
+// landed (the model computes what the reference does).
+TEST(CudaBackend, ModelCreationDuringAnotherThreadsCaptureOfABlockingStream) {
+  CULSTM_SKIP_WITHOUT_GPU();
+  const Fixture f = rich_fixture(DType::kF32, 17);
+  const auto reference = make_model(Backend::kReference, f.spec, f.weights);
+  ASSERT_TRUE(reference);
+  Outputs want;
+  ASSERT_TRUE(run_reference(*reference, f.in, &want));
+  cudaStream_t blocking = nullptr;
+  CULSTM_ASSERT_CUDA(cudaStreamCreate(&blocking));
+  for (cudaStreamCaptureMode mode : {cudaStreamCaptureModeThreadLocal, cudaStreamCaptureModeRelaxed}) {
+    SCOPED_TRACE(mode == cudaStreamCaptureModeThreadLocal ? "thread-local capture" : "relaxed capture");
+    CULSTM_ASSERT_CUDA(cudaStreamBeginCapture(blocking, mode));
+    std::shared_ptr<const Model> model;
+    std::thread creator([&] { model = make_model(Backend::kCuda, f.spec, f.weights); });  // fails the test if refused
+    creator.join();
+    cudaGraph_t graph = nullptr;
+    const cudaError_t ended = cudaStreamEndCapture(blocking, &graph);
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    EXPECT_EQ(ended, cudaSuccess) << "Model creation invalidated the other capture: " << cudaGetErrorString(ended);
+    ASSERT_TRUE(model);
+    Outputs got;
+    ASSERT_TRUE(run_gpu(*model, f.in, &got));
+    EXPECT_TRUE(close_to_reference("y", got.y, want.y, f.spec.dtype, f.spec.math));
+    EXPECT_TRUE(close_to_reference("h_n", got.h_n, want.h_n, f.spec.dtype, f.spec.math));
+    EXPECT_TRUE(close_to_reference("c_n", got.c_n, want.c_n, f.spec.dtype, f.spec.math));
+  }
+  CULSTM_ASSERT_CUDA(cudaStreamDestroy(blocking));
+}
+
+// Graph mode `on` captures a fresh Context's first call. Nothing that call needs may be loaded inside that capture:
+// culstm's kernels are loaded at Model creation, cuBLAS's for the call's GEMM shapes by a warm-up before the capture.
+// Checked in a new process state as far as a test can: a model and shape this process has not run before (odd
+// sizes no other test uses), first call in mode `on`, both engines; the capture succeeds and equals direct launches.
+TEST(CudaBackend, GraphModeOnFirstCallOfANewShapeLoadsNothingInsideTheCapture) {
+  CULSTM_SKIP_WITHOUT_GPU();
+  for (const CudaEngine engine : kEngines) {
+    SCOPED_TRACE(cuda_engine_name(engine));
+    Fixture f;
+    f.spec.input_size = 23;
+    f.spec.hidden_size = 29;
+    f.spec.proj_size = 0;
+    f.spec.num_layers = 2;
+    f.spec.direction = Direction::kBidirectional;
+    f.spec.dtype = DType::kF16;
+    std::mt19937 rng(engine == CudaEngine::kPersistent ? 19u : 18u);
+    f.weights = random_weights(f.spec, rng, 0.3f);
+    f.in = make_inputs(f.spec, 13, engine == CudaEngine::kPersistent ? 3 : 7, Lengths::kMixed, true, false, rng);
+    const auto model = make_cuda_model(f.spec, f.weights, engine);
+    ASSERT_TRUE(model);
+    cudaStream_t stream = nullptr;
+    CULSTM_ASSERT_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    GpuCall call;
+    ASSERT_TRUE(call.init(*model, f.in));
+    auto graph_ctx = make_context(*model, CudaGraphMode::kOn);
+    ASSERT_TRUE(graph_ctx);
+    Outputs graph, direct;
+    const Status st = call.run(*graph_ctx, *model, stream);  // the first launch of these shapes in this process
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    ASSERT_TRUE(call.download(stream, &graph));
+    CudaGraphStats stats;
+    ASSERT_TRUE(cuda_graph_stats(*graph_ctx, &stats).ok());
+    EXPECT_EQ(stats.captures, 1);
+    EXPECT_EQ(stats.direct_runs, 0);
+    auto direct_ctx = make_context(*model, CudaGraphMode::kOff);
+    ASSERT_TRUE(direct_ctx);
+    ASSERT_TRUE(call.run(*direct_ctx, *model, stream).ok());
+    ASSERT_TRUE(call.download(stream, &direct));
+    EXPECT_TRUE(bitwise_equal("graph mode on, first call", direct, graph));
+    CULSTM_ASSERT_CUDA(cudaStreamDestroy(stream));
+  }
 }
 
 // Managed memory and pinned host memory (cudaMallocManaged, cudaHostAlloc) are used by kernels at the caller's own

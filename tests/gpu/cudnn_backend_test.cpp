@@ -1,4 +1,4 @@
-// The cudnn backend against the reference (DESIGN.md §5): over the configurations cuDNN supports (dtype x layers x
+// The cudnn backend against the reference (docs/design.md §5): over the configurations cuDNN supports (dtype x layers x
 // direction x projection x lengths without zeros x layout x states x cell clip), fresh random inputs, outputs
 // poisoned with NaN first (every element must be written), per-dtype tolerances; and kNotSupported for each option
 // cuDNN cannot express. Skips with the reason without a GPU or without cuDNN.

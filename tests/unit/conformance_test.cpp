@@ -4,7 +4,7 @@
 // outputs. The test imports the weights through the importer API (io/import.h), checks the imported spec against
 // the options the generator used, runs the reference backend and compares y, h_n and c_n.
 //
-// Where a framework's semantics differ from DESIGN.md §2, the fixture lists the difference in
+// Where a framework's semantics differ from docs/design.md §2, the fixture lists the difference in
 // "conformance.adjustments" and the test applies it here, explicitly:
 //   layout_from_call           the batch layout is how the framework was called (PyTorch batch_first, Keras is
 //                              always batch-major), not something the weights record: taken from the fixture.

@@ -1,5 +1,5 @@
 // The host side of the cuda backend that needs no GPU: the stepwise engine's workspace layout, GEMM shapes and
-// Plan (src/cuda/stepwise_layout.h), and the time/row index math its kernels use (kernels/sequence_index.h).
+// Plan (src/cuda/call_plan.h), and the time/row index math its kernels use (kernels/sequence_index.h).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,15 +8,15 @@
 #include <utility>
 #include <vector>
 
-#include "cuda/stepwise_layout.h"
+#include "cuda/call_plan.h"
 #include "sequence_index.h"
 
 namespace culstm {
 namespace {
 
-using stepwise::kWorkspaceAlignment;
-using stepwise::Region;
-using stepwise::StepwiseLayout;
+using cuda_backend::kWorkspaceAlignment;
+using cuda_backend::Region;
+using cuda_backend::WorkspaceLayout;
 
 LstmSpec make_spec(std::int64_t I, std::int64_t H, std::int64_t P, int layers, Direction dir, DType dtype) {
   LstmSpec s;
@@ -34,7 +34,7 @@ std::size_t aligned(std::size_t n) {
 }
 
 // Every used region is aligned, inside `total`, and no two overlap.
-void expect_disjoint_and_aligned(const StepwiseLayout& w) {
+void expect_disjoint_and_aligned(const WorkspaceLayout& w) {
   std::vector<std::pair<std::string, Region>> regions = {{"cublas", w.cublas},           {"lengths", w.lengths},
                                                          {"gates_x", w.gates_x},         {"layer_out0", w.layer_out[0]},
                                                          {"layer_out1", w.layer_out[1]}, {"state", w.state}};
@@ -55,10 +55,10 @@ void expect_disjoint_and_aligned(const StepwiseLayout& w) {
   EXPECT_EQ(w.direction_block % kWorkspaceAlignment, 0u);
 }
 
-TEST(StepwiseLayout, SizesOfEveryRegion) {
+TEST(WorkspaceLayout, SizesOfEveryRegion) {
   // 2 layers, bidirectional, f16, no projection: B = 3, T = 5, I = 7, H = 9.
   const LstmSpec s = make_spec(7, 9, 0, 2, Direction::kBidirectional, DType::kF16);
-  const StepwiseLayout w = stepwise::stepwise_layout(s, 3, 5, 1000);
+  const WorkspaceLayout w = cuda_backend::workspace_layout(s, 3, 5, 1000);
   expect_disjoint_and_aligned(w);
   EXPECT_EQ(w.cublas.offset, 0u);
   EXPECT_EQ(w.cublas.bytes, aligned(1000));
@@ -76,19 +76,19 @@ TEST(StepwiseLayout, SizesOfEveryRegion) {
   EXPECT_EQ(w.total, w.state.end());
 }
 
-TEST(StepwiseLayout, LayerBuffersPingPong) {
+TEST(WorkspaceLayout, LayerBuffersPingPong) {
   for (int layers : {1, 2, 3, 5}) {
     const LstmSpec s = make_spec(4, 8, 0, layers, Direction::kForward, DType::kF32);
-    const StepwiseLayout w = stepwise::stepwise_layout(s, 2, 3, 64);
+    const WorkspaceLayout w = cuda_backend::workspace_layout(s, 2, 3, 64);
     expect_disjoint_and_aligned(w);
     const int used = (w.layer_out[0].bytes > 0) + (w.layer_out[1].bytes > 0);
     EXPECT_EQ(used, std::min(layers - 1, 2)) << layers << " layers";
   }
 }
 
-TEST(StepwiseLayout, ProjectionAddsCellAndProjectedBuffers) {
+TEST(WorkspaceLayout, ProjectionAddsCellAndProjectedBuffers) {
   const LstmSpec s = make_spec(5, 12, 4, 3, Direction::kReverse, DType::kBF16);
-  const StepwiseLayout w = stepwise::stepwise_layout(s, 6, 2, 4096);
+  const WorkspaceLayout w = cuda_backend::workspace_layout(s, 6, 2, 4096);
   expect_disjoint_and_aligned(w);
   EXPECT_EQ(w.layer_out[0].bytes, 2u * 6u * 4u * 2u);  // [T*B, D*P] bf16
   EXPECT_EQ(w.h, aligned(6u * 48u * 4u));
@@ -102,29 +102,44 @@ TEST(StepwiseLayout, ProjectionAddsCellAndProjectedBuffers) {
   EXPECT_EQ(w.direction_block % 2u, 0u);
 }
 
-TEST(StepwiseLayout, WorkspaceGrowsWithBatchAndSteps) {
+TEST(WorkspaceLayout, WorkspaceGrowsWithBatchAndSteps) {
   const LstmSpec s = make_spec(16, 32, 0, 2, Direction::kBidirectional, DType::kF32);
-  const std::size_t small = stepwise::stepwise_layout(s, 1, 1, 0).total;
-  EXPECT_LT(small, stepwise::stepwise_layout(s, 2, 1, 0).total);
-  EXPECT_LT(small, stepwise::stepwise_layout(s, 1, 2, 0).total);
-  EXPECT_EQ(stepwise::stepwise_layout(s, 1, 1, 1 << 20).total, small + (1u << 20));
+  const std::size_t small = cuda_backend::workspace_layout(s, 1, 1, 0).total;
+  EXPECT_LT(small, cuda_backend::workspace_layout(s, 2, 1, 0).total);
+  EXPECT_LT(small, cuda_backend::workspace_layout(s, 1, 2, 0).total);
+  EXPECT_EQ(cuda_backend::workspace_layout(s, 1, 1, 1 << 20).total, small + (1u << 20));
 }
 
-TEST(StepwiseLayout, AbsurdLimitsSaturateInsteadOfWrapping) {
+TEST(WorkspaceLayout, AbsurdLimitsSaturateInsteadOfWrapping) {
   const LstmSpec s = make_spec(16, 4096, 0, 2, Direction::kBidirectional, DType::kF32);  // gates_x: 2^65 bytes
   const std::int64_t huge = std::int64_t{1} << 24;
-  EXPECT_EQ(stepwise::stepwise_layout(s, huge, huge, 0).total, SIZE_MAX);
+  EXPECT_EQ(cuda_backend::workspace_layout(s, huge, huge, 0).total, SIZE_MAX);
 }
 
-TEST(StepwiseLayout, CublasWorkspaceFollowsCublasRecommendation) {
-  EXPECT_EQ(stepwise::cublas_workspace_bytes(8), std::size_t{4} << 20);
-  EXPECT_EQ(stepwise::cublas_workspace_bytes(9), std::size_t{32} << 20);
-  EXPECT_EQ(stepwise::cublas_workspace_bytes(10), std::size_t{32} << 20);
+TEST(WorkspaceLayout, CublasWorkspaceFollowsCublasRecommendation) {
+  EXPECT_EQ(cuda_backend::cublas_workspace_bytes(8), std::size_t{4} << 20);
+  EXPECT_EQ(cuda_backend::cublas_workspace_bytes(9), std::size_t{32} << 20);
+  EXPECT_EQ(cuda_backend::cublas_workspace_bytes(10), std::size_t{32} << 20);
+}
+
+// The CallPlan of a call of B x T with every length T and no buffers (every pointer null).
+cuda_backend::CallPlan plan_of(const LstmSpec& s, std::int64_t B, std::int64_t T) {
+  cuda_backend::ModelPlan model;
+  model.spec = s;
+  ForwardShape shape;
+  shape.batch = B;
+  shape.seq_len = T;
+  shape.steps = T;
+  cuda_backend::CallPlan plan;
+  EXPECT_TRUE(cuda_backend::plan_call(model, ForwardArgs{}, shape, &plan).ok());
+  return plan;
 }
 
 TEST(StepwiseGemms, ShapesPerLayer) {
   const LstmSpec s = make_spec(10, 16, 6, 2, Direction::kBidirectional, DType::kF32);
-  const stepwise::LayerGemms l0 = stepwise::layer_gemms(s, 0, 3, 7);
+  const cuda_backend::CallPlan plan = plan_of(s, 3, 7);
+  ASSERT_EQ(plan.layers.size(), 2u);
+  const cuda_backend::LayerPlan& l0 = plan.layers[0];
   EXPECT_EQ(l0.input.m, 21);   // T*B rows
   EXPECT_EQ(l0.input.n, 128);  // D*4H
   EXPECT_EQ(l0.input.k, 10);   // I
@@ -133,17 +148,18 @@ TEST(StepwiseGemms, ShapesPerLayer) {
   EXPECT_EQ(l0.recurrent.n, 64);
   EXPECT_EQ(l0.recurrent.k, 6);  // R = P
   EXPECT_EQ(l0.recurrent.batch, 2);
+  EXPECT_TRUE(l0.projecting);
   EXPECT_EQ(l0.projection.m, 3);
   EXPECT_EQ(l0.projection.n, 6);
   EXPECT_EQ(l0.projection.k, 16);
   EXPECT_EQ(l0.projection.batch, 2);
-  const stepwise::LayerGemms l1 = stepwise::layer_gemms(s, 1, 3, 7);
-  EXPECT_EQ(l1.input.k, 12);  // D*P from layer 0
+  EXPECT_EQ(plan.layers[1].input.k, 12);  // D*P from layer 0
 
   const LstmSpec f = make_spec(10, 16, 0, 1, Direction::kForward, DType::kF16);
-  const stepwise::LayerGemms g = stepwise::layer_gemms(f, 0, 3, 7);
+  const cuda_backend::LayerPlan g = plan_of(f, 3, 7).layers[0];
   EXPECT_EQ(g.recurrent.k, 16);
   EXPECT_EQ(g.recurrent.batch, 1);
+  EXPECT_FALSE(g.projecting);
   EXPECT_EQ(g.projection.m, 0);  // no projection
 }
 
@@ -152,10 +168,13 @@ TEST(StepwisePlan, OneStepwiseEntryPerLayerAndDirection) {
   ModelOptions options;
   options.max_batch = 8;
   options.max_seq_len = 20;
-  const Plan plan = stepwise::stepwise_plan(s, options, 1 << 20);
+  cuda_backend::ModelPlan model;
+  model.spec = s;
+  model.cublas_bytes = 1 << 20;
+  const Plan plan = cuda_backend::explain_model(model, options);
   EXPECT_EQ(plan.backend(), Backend::kCuda);
   ASSERT_EQ(plan.steps().size(), 6u);
-  const StepwiseLayout w = stepwise::stepwise_layout(s, 8, 20, 1 << 20);
+  const WorkspaceLayout w = cuda_backend::workspace_layout(s, 8, 20, 1 << 20);
   for (std::size_t k = 0; k < plan.steps().size(); ++k) {
     const PlanStep& step = plan.steps()[k];
     EXPECT_EQ(step.layer, static_cast<int>(k / 2));
@@ -174,6 +193,32 @@ TEST(StepwisePlan, OneStepwiseEntryPerLayerAndDirection) {
   EXPECT_NE(text.find("backend: cuda"), std::string::npos) << text;
   EXPECT_NE(text.find("engine=stepwise"), std::string::npos) << text;
   EXPECT_NE(text.find(std::to_string(w.total) + " bytes"), std::string::npos) << text;
+}
+
+// explain() is the CallPlan of a call at the model's limits, rendered: every GEMM it names is that plan's.
+TEST(StepwisePlan, ExplainRendersTheCallPlanAtTheModelsLimits) {
+  const LstmSpec s = make_spec(10, 16, 6, 2, Direction::kBidirectional, DType::kF16);
+  ModelOptions options;
+  options.max_batch = 5;
+  options.max_seq_len = 9;
+  cuda_backend::ModelPlan model;
+  model.spec = s;
+  const Plan plan = cuda_backend::explain_model(model, options);
+  const cuda_backend::CallPlan call = plan_of(s, 5, 9);
+  ASSERT_EQ(plan.steps().size(), 2 * call.layers.size());
+  const auto shape = [](const char* name, const cuda_backend::Gemm& g) {
+    return std::string(name) + " [" + std::to_string(g.m) + ", " + std::to_string(g.k) + "] x [" +
+           std::to_string(g.k) + ", " + std::to_string(g.n) + "]";
+  };
+  for (const PlanStep& step : plan.steps()) {
+    const cuda_backend::LayerPlan& lp = call.layers[static_cast<std::size_t>(step.layer)];
+    EXPECT_NE(step.reason.find(shape("input GEMM", lp.input)), std::string::npos) << step.reason;
+    EXPECT_NE(step.reason.find(shape("recurrent GEMM", lp.recurrent)), std::string::npos) << step.reason;
+    EXPECT_NE(step.reason.find(shape("projection GEMM", lp.projection)), std::string::npos) << step.reason;
+    EXPECT_EQ(step.workspace_offset,
+              call.workspace.state.offset + static_cast<std::size_t>(step.direction) * call.workspace.direction_block);
+  }
+  EXPECT_NE(plan.explain().find(std::to_string(call.workspace.total) + " bytes"), std::string::npos);
 }
 
 // --- kernels/sequence_index.h -----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 // The persistent engine's host arithmetic, without a GPU: how a layer is cut into blocks, the shared-memory layout
-// of a block, and the planner's per-layer choice (src/cuda/persistent_plan.cpp) for an H100's numbers. The block
+// of a block, and the planner's per-layer choice (src/cuda/engine_choice.cpp) for an H100's numbers. The block
 // program itself runs on the CPU in tests/unit/cuda_schedule_test.cpp (HostPersistent).
 #include <gtest/gtest.h>
 
@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "cuda/persistent_plan.h"
-#include "cuda/stepwise_layout.h"
+#include "cuda/engine_choice.h"
+#include "cuda/call_plan.h"
 #include "lstm_persistent.h"
 #include "persistent_traits.h"
 
@@ -17,15 +17,15 @@ namespace culstm {
 namespace {
 
 using kernels::PersistentTiling;
-using stepwise::LayerEngine;
-using stepwise::PersistentDevice;
+using cuda_backend::LayerEngine;
+using cuda_backend::PersistentDevice;
 
 TEST(PersistentTiling, CoversEveryUnitWithNonEmptyBlocks) {
   for (long long H : {1, 2, 3, 7, 33, 129, 512, 1000, 1024, 2048}) {
     for (long long P : {0LL, 1LL, H / 2, H - 1}) {
       if (P < 0 || (P > 0 && P >= H)) continue;
       for (int max_blocks : {1, 2, 3, 4, 66, 132, 1 << 20}) {
-        const PersistentTiling t = kernels::persistent_tiling(H, P, max_blocks);
+        const PersistentTiling t = cuda_backend::persistent_tiling(H, P, max_blocks);
         SCOPED_TRACE("H=" + std::to_string(H) + " P=" + std::to_string(P) + " max=" + std::to_string(max_blocks));
         ASSERT_GE(t.blocks_per_direction, 1);
         EXPECT_LE(t.blocks_per_direction, std::max(1, max_blocks));
@@ -41,7 +41,7 @@ TEST(PersistentTiling, CoversEveryUnitWithNonEmptyBlocks) {
     }
   }
   // The fewest units per block for the blocks allowed: 1024 units over 132 blocks is 8 per block on 128 blocks.
-  const PersistentTiling h100 = kernels::persistent_tiling(1024, 0, 132);
+  const PersistentTiling h100 = cuda_backend::persistent_tiling(1024, 0, 132);
   EXPECT_EQ(h100.units_per_block, 8);
   EXPECT_EQ(h100.blocks_per_direction, 128);
 }
@@ -65,8 +65,8 @@ TEST(PersistentSmemLayout, RegionsAreAlignedDisjointAndSized) {
   dims.batch = 13;
   dims.hidden = 37;
   dims.recurrent = 11;                                               // projecting
-  const PersistentTiling t = kernels::persistent_tiling(37, 11, 4);  // 10 units, 3 projection outputs per block
-  const kernels::PersistentSmemLayout l = kernels::persistent_smem_layout(dims, t, 2);
+  const PersistentTiling t = cuda_backend::persistent_tiling(37, 11, 4);  // 10 units, 3 projection outputs per block
+  const kernels::PersistentSmemLayout l = cuda_backend::persistent_smem_layout(dims, t, 2);
   EXPECT_EQ(l.stage_width, 37);  // max(R, H) with a projection
   const std::size_t u = static_cast<std::size_t>(t.units_per_block), up = static_cast<std::size_t>(t.proj_per_block);
   const std::size_t rows_hh = (4 * u + 3) / 4 * 4, rows_hr = (up + 3) / 4 * 4;  // whole groups of kRowsPerWarp
@@ -87,8 +87,8 @@ TEST(PersistentSmemLayout, RegionsAreAlignedDisjointAndSized) {
   EXPECT_LT(l.total, end + 16);
 
   dims.recurrent = dims.hidden;  // no projection: no W_hr, the stage is R wide
-  const PersistentTiling plain = kernels::persistent_tiling(37, 0, 4);
-  const kernels::PersistentSmemLayout m = kernels::persistent_smem_layout(dims, plain, 4);
+  const PersistentTiling plain = cuda_backend::persistent_tiling(37, 0, 4);
+  const kernels::PersistentSmemLayout m = cuda_backend::persistent_smem_layout(dims, plain, 4);
   EXPECT_EQ(m.w_hr, m.h_stage);
   EXPECT_EQ(m.stage_width, 37);
 }
@@ -127,7 +127,7 @@ std::vector<LayerEngine> choose(const LstmSpec& s, CudaEngine engine, std::int64
   o.cuda_engine = engine;
   o.max_batch = max_batch;
   std::vector<LayerEngine> out;
-  const Status st = stepwise::choose_engines(s, o, device, &out);
+  const Status st = cuda_backend::choose_engines(s, o, device, &out);
   EXPECT_TRUE(st.ok()) << st.to_string();
   EXPECT_EQ(out.size(), static_cast<std::size_t>(s.num_layers));
   return out;
@@ -223,7 +223,7 @@ TEST(PersistentPlan, CoResidencyAndCooperativeLaunchAreRequired) {
   ModelOptions o;
   o.cuda_engine = CudaEngine::kPersistent;
   std::vector<LayerEngine> out;
-  EXPECT_EQ(stepwise::choose_engines(s, o, failing, &out).code(), StatusCode::kCudaError);
+  EXPECT_EQ(cuda_backend::choose_engines(s, o, failing, &out).code(), StatusCode::kCudaError);
   // Not asked for: a failing probe must not fail Model creation; the stepwise engine serves and explain() says why.
   const LayerEngine c = choose(s, CudaEngine::kAuto, 8, failing)[0];
   EXPECT_FALSE(c.persistent);
@@ -237,10 +237,14 @@ TEST(PersistentPlan, ExplainNamesTheEnginePerLayer) {
   o.max_batch = 16;
   o.max_seq_len = 50;
   std::vector<LayerEngine> engines;
-  ASSERT_TRUE(stepwise::choose_engines(s, o, h100(), &engines).ok());
+  ASSERT_TRUE(cuda_backend::choose_engines(s, o, h100(), &engines).ok());
   engines[1].persistent = false;  // a mixed plan: layer 1 stepwise
   engines[1].why = "stepwise: for this test";
-  const Plan plan = stepwise::stepwise_plan(s, o, 1 << 20, engines);
+  cuda_backend::ModelPlan model;
+  model.spec = s;
+  model.cublas_bytes = 1 << 20;
+  model.engines = engines;
+  const Plan plan = cuda_backend::explain_model(model, o);
   ASSERT_EQ(plan.steps().size(), 4u);
   EXPECT_EQ(plan.steps()[0].engine, "persistent");
   EXPECT_EQ(plan.steps()[1].engine, "persistent");

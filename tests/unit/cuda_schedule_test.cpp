@@ -1,5 +1,5 @@
-// The cuda backend's two engines executed on the CPU: the real schedule (src/cuda/stepwise_schedule.cpp), the
-// real weight packing, workspace layout and GEMM translation, the real per-element kernel code of the stepwise
+// The cuda backend's two engines executed on the CPU: the real call plan and runner (src/cuda/call_plan.cpp,
+// layer_runner.cpp), the real weight packing, workspace layout and GEMM translation, the real per-element kernel code of the stepwise
 // engine (kernels/stepwise_elements.h) and the real block program of the persistent engine
 // (kernels/persistent_elements.h), with a host executor that performs each GEMM with cuBLAS's column-major
 // semantics (checking leading dimensions and that every operand stays inside its buffer), runs each stepwise
@@ -18,13 +18,15 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "cuda/stepwise_layout.h"
-#include "cuda/stepwise_schedule.h"
+#include "cuda/call_plan.h"
+#include "cuda/layer_runner.h"
+#include "cuda/packed_weights.h"
 #include "float16.h"
 #include "persistent_elements.h"
 #include "stepwise_elements.h"
@@ -55,7 +57,7 @@ struct Storage<HostBF16> {
 
 namespace {
 
-using stepwise::BlasGemm;
+using cuda_backend::BlasGemm;
 using testing_util::random_values;
 using testing_util::random_weights;
 
@@ -145,7 +147,7 @@ struct Span {
 
 // Runs the schedule's operations on the CPU. T is the storage type (float, HostF16, HostBF16).
 template <typename T>
-class HostExecutor final : public stepwise::Executor {
+class HostExecutor final : public cuda_backend::Executor {
  public:
   explicit HostExecutor(std::vector<Span> spans, HostBlockShape block_shape = {})
       : spans_(std::move(spans)), block_shape_(block_shape) {}
@@ -185,9 +187,9 @@ class HostExecutor final : public stepwise::Executor {
     }
     return Status::Ok();
   }
-  Status upload_lengths(const kernels::UploadLengthsParams& p) override {
+  Status upload_lengths(const gpu::UploadLengthsParams& p) override {
     ++counts["upload_lengths"];
-    for (long long k = 0; k < p.count; ++k) kernels::upload_lengths_element(p, k);
+    for (long long k = 0; k < p.count; ++k) gpu::upload_lengths_element(p, k);
     return Status::Ok();
   }
   Status initial_state(const kernels::InitialStateParams& p) override {
@@ -224,7 +226,7 @@ class HostExecutor final : public stepwise::Executor {
         static_cast<long long>(p.tiling.units_per_block) * p.tiling.blocks_per_direction < p.dims.hidden) {
       return Status(StatusCode::kInternal, "persistent_layer: the tiling does not cover the hidden units");
     }
-    const kernels::PersistentSmemLayout layout = kernels::persistent_smem_layout(p.dims, p.tiling, sizeof(T));
+    const kernels::PersistentSmemLayout& layout = p.smem;  // as the plan laid it out
     constexpr std::size_t kSmemGuard = 64;
     std::vector<std::vector<float>> smem(static_cast<std::size_t>(blocks));
     for (auto& m : smem) {
@@ -293,7 +295,7 @@ class GuardedBuffer {
     // The data starts 256-byte aligned (the workspace's regions need it).
     const auto raw = reinterpret_cast<std::uintptr_t>(storage_.data()) + kGuard;
     offset_ =
-        kGuard + (stepwise::kWorkspaceAlignment - raw % stepwise::kWorkspaceAlignment) % stepwise::kWorkspaceAlignment;
+        kGuard + (cuda_backend::kWorkspaceAlignment - raw % cuda_backend::kWorkspaceAlignment) % cuda_backend::kWorkspaceAlignment;
     std::memset(data(), fill, bytes_);
   }
   std::uint8_t* data() { return storage_.data() + offset_; }
@@ -377,6 +379,27 @@ ForwardArgs make_args(const Problem& p, void* x, void* h0, void* c0, void* y, vo
   return a;
 }
 
+// The shape validation derives for `a` (validate_forward_args: forward_shape, then apply_lengths).
+ForwardShape shape_of(const LstmSpec& s, const ForwardArgs& a) {
+  ForwardShape shape = forward_shape(s, a.x);
+  if (a.lengths.data != nullptr) apply_lengths(static_cast<const std::int32_t*>(a.lengths.data), &shape);
+  return shape;
+}
+
+// Plans the call and runs the plan through `exec`, as the cuda backend's forward does.
+Status plan_and_run(const LstmSpec& s, std::vector<cuda_backend::LayerWeightPointers> weights, const ForwardArgs& a,
+                    std::size_t cublas_bytes, cuda_backend::Executor& exec,
+                    std::vector<cuda_backend::LayerEngine> engines = {}) {
+  cuda_backend::ModelPlan model;
+  model.spec = s;
+  model.cublas_bytes = cublas_bytes;
+  model.weights = std::move(weights);
+  model.engines = std::move(engines);
+  cuda_backend::CallPlan plan;
+  const Status planned = cuda_backend::plan_call(model, a, shape_of(s, a), &plan);
+  return planned.ok() ? cuda_backend::run_call(plan, exec) : planned;
+}
+
 // The stepwise engine on the CPU. Outputs and workspace start as 0xFF bytes (NaN) so that unwritten elements and
 // reads of never-written workspace show.
 // `persistent_blocks` > 0 runs every layer on the persistent engine with at most that many blocks per direction,
@@ -388,8 +411,8 @@ template <typename T>
   const DType dt = s.dtype;
   const std::size_t v = dtype_size(dt);
   const std::size_t cublas_bytes = 1024;  // unused on the CPU, but its region must be laid out
-  const stepwise::StepwiseLayout layout = stepwise::stepwise_layout(s, p.B, p.T, cublas_bytes);
-  const stepwise::PackedWeights packed = stepwise::pack_weights(s, p.weights);
+  const cuda_backend::WorkspaceLayout layout = cuda_backend::workspace_layout(s, p.B, p.T, cublas_bytes);
+  const cuda_backend::PackedWeights packed = cuda_backend::pack_weights(s, p.weights);
 
   GuardedBuffer weights(packed.bytes.size(), 0);
   std::memcpy(weights.data(), packed.bytes.data(), packed.bytes.size());
@@ -405,7 +428,7 @@ template <typename T>
 
   std::vector<Span> spans = {
       {"x", x.data(), x.bytes()}, {"y", y.data(), y.bytes()}, {"weights", weights.data(), weights.bytes()}};
-  const std::pair<const char*, stepwise::Region> regions[] = {
+  const std::pair<const char*, cuda_backend::Region> regions[] = {
       {"gates_x", layout.gates_x}, {"layer_out0", layout.layer_out[0]}, {"layer_out1", layout.layer_out[1]}};
   for (const auto& r : regions) spans.push_back({r.first, ws.data() + r.second.offset, r.second.bytes});
   // Each direction's state buffers are separate regions inside the state block.
@@ -420,21 +443,20 @@ template <typename T>
     spans.push_back({"h_next", block + layout.h_next, static_cast<std::size_t>(p.B * s.recurrent_size()) * v});
   }
   HostExecutor<T> exec(spans, block_shape);
-  std::vector<stepwise::LayerEngine> engines;
+  std::vector<cuda_backend::LayerEngine> engines;
   if (persistent_blocks > 0) {
-    stepwise::LayerEngine e;
+    cuda_backend::LayerEngine e;
     e.persistent = true;
-    e.tiling = kernels::persistent_tiling(s.hidden_size, s.proj_size, persistent_blocks);
+    e.tiling = cuda_backend::persistent_tiling(s.hidden_size, s.proj_size, persistent_blocks);
     engines.assign(static_cast<std::size_t>(s.num_layers), e);
   }
 
   const ForwardArgs args =
       make_args(p, x.data(), p.h0.empty() ? nullptr : h0.data(), p.c0.empty() ? nullptr : c0.data(), y.data(),
                 h_n.data(), c_n.data(), ws.data(), layout.total);
-  const stepwise::RunShape shape = stepwise::run_shape(s, args);
-  const Status st = stepwise::run_stepwise(s, stepwise::weight_pointers(s, packed, weights.data()), args, shape,
-                                           cublas_bytes, exec, engines);
-  if (!st.ok()) return ::testing::AssertionFailure() << "run_stepwise: " << st.to_string();
+  const Status st = plan_and_run(s, cuda_backend::weight_pointers(s, packed, weights.data()), args, cublas_bytes, exec,
+                                 engines);
+  if (!st.ok()) return ::testing::AssertionFailure() << "plan and run: " << st.to_string();
   for (const GuardedBuffer* b : {&weights, &x, &h0, &c0, &y, &h_n, &c_n, &ws}) {
     if (!b->guards_intact()) return ::testing::AssertionFailure() << "a write outside a buffer";
   }
@@ -780,7 +802,7 @@ TEST(StepwiseSchedule, ToBlasIsTheRowMajorProductInColumnMajorTerms) {
   const std::vector<float> a = {1, 2, 3, 4, 5, 6, 7, 8};
   const std::vector<float> w = {1, 0, 0, 1, 0, 1, 0, 0, 2, 2, 2, 2};
   std::vector<float> c(6, -1.0f);
-  stepwise::Gemm g;
+  cuda_backend::Gemm g;
   g.m = 2;
   g.n = 3;
   g.k = 4;
@@ -791,7 +813,7 @@ TEST(StepwiseSchedule, ToBlasIsTheRowMajorProductInColumnMajorTerms) {
   g.c = c.data();
   g.ldc = 3;
   BlasGemm b;
-  ASSERT_TRUE(stepwise::to_blas(g, &b).ok());
+  ASSERT_TRUE(cuda_backend::to_blas(g, &b).ok());
   EXPECT_TRUE(b.trans_a);
   EXPECT_FALSE(b.trans_b);
   EXPECT_EQ(b.m, 3);
@@ -805,7 +827,7 @@ TEST(StepwiseSchedule, ToBlasIsTheRowMajorProductInColumnMajorTerms) {
   EXPECT_EQ(c, want);
 
   g.m = std::int64_t{1} << 31;  // beyond cuBLAS's int
-  EXPECT_EQ(stepwise::to_blas(g, &b).code(), StatusCode::kInternal);
+  EXPECT_EQ(cuda_backend::to_blas(g, &b).code(), StatusCode::kInternal);
 }
 
 TEST(StepwiseSchedule, PackedWeightsStackDirectionsAndSumBiases) {
@@ -818,8 +840,8 @@ TEST(StepwiseSchedule, PackedWeightsStackDirectionsAndSumBiases) {
   s.dtype = DType::kBF16;
   std::mt19937 rng(5);
   const Weights w = random_weights(s, rng, 1.0f);
-  const stepwise::PackedWeights packed = stepwise::pack_weights(s, w);
-  const std::vector<stepwise::LayerWeightPointers> ptr = stepwise::weight_pointers(s, packed, packed.bytes.data());
+  const cuda_backend::PackedWeights packed = cuda_backend::pack_weights(s, w);
+  const std::vector<cuda_backend::LayerWeightPointers> ptr = cuda_backend::weight_pointers(s, packed, packed.bytes.data());
   ASSERT_EQ(ptr.size(), 1u);
   const auto round = [](float v) { return detail::bf16_to_float(detail::float_to_bf16(v)); };
   const auto* w_ih = static_cast<const std::uint16_t*>(ptr[0].w_ih);
@@ -841,10 +863,76 @@ TEST(StepwiseSchedule, PackedWeightsStackDirectionsAndSumBiases) {
   }
   s.bias = false;
   s.peepholes = false;
-  const stepwise::PackedWeights plain = stepwise::pack_weights(s, Weights::zeros_for(s));
-  const auto none = stepwise::weight_pointers(s, plain, plain.bytes.data());
+  const cuda_backend::PackedWeights plain = cuda_backend::pack_weights(s, Weights::zeros_for(s));
+  const auto none = cuda_backend::weight_pointers(s, plain, plain.bytes.data());
   EXPECT_EQ(none[0].bias, nullptr);
   EXPECT_EQ(none[0].peephole, nullptr);
+}
+
+// Records what the schedule asks for, dereferencing nothing.
+class RecordingExecutor final : public cuda_backend::Executor {
+ public:
+  std::vector<BlasGemm> gemms;
+  int kernels = 0;
+  Status gemm(const BlasGemm& g, const char*) override {
+    gemms.push_back(g);
+    return Status::Ok();
+  }
+  Status upload_lengths(const gpu::UploadLengthsParams&) override { return kernel(); }
+  Status initial_state(const kernels::InitialStateParams&) override { return kernel(); }
+  Status fill_padding(const kernels::FillPaddingParams&) override { return kernel(); }
+  Status pointwise_step(const kernels::PointwiseStepParams&) override { return kernel(); }
+  Status projection_commit(const kernels::ProjectionCommitParams&) override { return kernel(); }
+  Status final_state(const kernels::FinalStateParams&) override { return kernel(); }
+  Status persistent_layer(const kernels::PersistentLayerParams&) override { return kernel(); }
+
+ private:
+  Status kernel() {
+    ++kernels;
+    return Status::Ok();
+  }
+};
+
+std::string gemm_shape(const BlasGemm& g) {
+  std::ostringstream s;
+  s << g.trans_a << g.trans_b << " " << g.m << "x" << g.n << "x" << g.k << " ld " << g.lda << "," << g.ldb << ","
+    << g.ldc << " batch " << g.batch;
+  return s.str();
+}
+
+// The warm-up before a graph capture (graph mode `on`): every GEMM shape of the forward exactly once, no kernel.
+TEST(StepwiseSchedule, DistinctGemmsOnlyCallsEachGemmShapeOnceAndNoKernel) {
+  LstmSpec s;
+  s.input_size = 5;
+  s.hidden_size = 6;
+  s.proj_size = 3;
+  s.num_layers = 3;
+  s.direction = Direction::kBidirectional;
+  const std::int64_t T = 4, B = 3;
+  std::int32_t lengths[3] = {4, 1, 0};
+  std::vector<std::uint8_t> fake(1);  // never dereferenced: the executors only record
+  ForwardArgs a;
+  a.x = TensorView::host(fake.data(), DType::kF32, {T, B, s.input_size});
+  a.lengths = TensorView::host(lengths, DType::kI32, {B});
+  a.y = TensorView::host(fake.data(), DType::kF32, {T, B, s.output_size()});
+  a.workspace = fake.data();
+  const std::vector<cuda_backend::LayerWeightPointers> weights(static_cast<std::size_t>(s.num_layers));
+
+  RecordingExecutor all;
+  ASSERT_TRUE(plan_and_run(s, weights, a, 1024, all).ok());
+  std::set<std::string> distinct;
+  for (const BlasGemm& g : all.gemms) distinct.insert(gemm_shape(g));
+  // Layer 0's input GEMM (k = 5) differs from the others' (k = D*P = 6); recurrent and projection shapes repeat.
+  EXPECT_EQ(distinct.size(), 4u);
+  ASSERT_GT(all.gemms.size(), distinct.size());
+
+  RecordingExecutor warmed;
+  cuda_backend::DistinctGemmsOnly warm_up(warmed);
+  ASSERT_TRUE(plan_and_run(s, weights, a, 1024, warm_up).ok());
+  EXPECT_EQ(warmed.kernels, 0);
+  std::set<std::string> seen;
+  for (const BlasGemm& g : warmed.gemms) EXPECT_TRUE(seen.insert(gemm_shape(g)).second) << gemm_shape(g);
+  EXPECT_EQ(seen, distinct);
 }
 
 TEST(StepwiseSchedule, RunShapeFromLengths) {
@@ -856,25 +944,22 @@ TEST(StepwiseSchedule, RunShapeFromLengths) {
   std::int32_t lengths[3] = {4, 2, 0};
   ForwardArgs a;
   a.x = TensorView::host(x, DType::kF32, {3, 4, 2});  // [B, T, I]
-  stepwise::RunShape r = stepwise::run_shape(s, a);
+  ForwardShape r = shape_of(s, a);
   EXPECT_EQ(r.batch, 3);
   EXPECT_EQ(r.seq_len, 4);
   EXPECT_EQ(r.steps, 4);
-  EXPECT_FALSE(r.any_short);
   EXPECT_EQ(r.lengths, nullptr);
   a.lengths = TensorView::host(lengths, DType::kI32, {3});
-  r = stepwise::run_shape(s, a);
+  r = shape_of(s, a);
   EXPECT_EQ(r.steps, 4);
-  EXPECT_TRUE(r.any_short);
-  EXPECT_EQ(r.lengths, lengths);
+  EXPECT_EQ(r.lengths, lengths);  // some len < T: uploaded, and the kernels mask
   lengths[0] = 3;
-  EXPECT_EQ(stepwise::run_shape(s, a).steps, 3);
+  EXPECT_EQ(shape_of(s, a).steps, 3);
   lengths[0] = lengths[1] = lengths[2] = 4;
-  r = stepwise::run_shape(s, a);
-  EXPECT_FALSE(r.any_short);
+  r = shape_of(s, a);
   EXPECT_EQ(r.lengths, nullptr);  // all T: the kernels read no lengths
   lengths[0] = lengths[1] = lengths[2] = 0;
-  EXPECT_EQ(stepwise::run_shape(s, a).steps, 0);
+  EXPECT_EQ(shape_of(s, a).steps, 0);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // Hand-computed cases for the CPU reference backend. Every expected value here is computed in this file from the
-// formulas of DESIGN.md §2, written out with std::exp / std::tanh on tiny sizes (I, H, B <= 2; T = 1 and 2). The
+// formulas of docs/design.md §2, written out with std::exp / std::tanh on tiny sizes (I, H, B <= 2; T = 1 and 2). The
 // library's cell (kernels/cell_math.h, culstm::cell::lstm_cell) is never called: that would check it against
 // itself.
 //

@@ -1,5 +1,5 @@
 // Invariants of the CPU reference backend on random weights and inputs (seeded, so failures reproduce): relations
-// between runs that DESIGN.md §2 implies (direction, batching, lengths, layout, layering, initial state) and the
+// between runs that docs/design.md §2 implies (direction, batching, lengths, layout, layering, initial state) and the
 // guarantees of forward() (every output written, deterministic).
 //
 // The reference computes each (layer, direction, sequence) on its own in float64 and rounds once at the output, so

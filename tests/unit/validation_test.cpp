@@ -1,4 +1,4 @@
-// The bad-input table (DESIGN.md §4): every bad argument gets its own status code, a message naming the argument,
+// The bad-input table (docs/design.md §4): every bad argument gets its own status code, a message naming the argument,
 // and leaves the outputs untouched.
 #include <gtest/gtest.h>
 

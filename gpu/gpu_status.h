@@ -1,12 +1,14 @@
-// Internal: CUDA runtime and cuBLAS return codes as culstm::Status (DESIGN.md §4: every code is checked), and the
-// runtime helpers both GPU backends share. No macros here, so that the cudnn backend (which has its own CHECK
-// macros) can include it.
+// gpu/gpu_status.h: the GPU support both GPU backends and the kernels share (docs/design.md): CUDA runtime
+// return codes as culstm::Status (every code is checked), the pending-error check, the capture query, the device
+// guard and the launch check. Depends on the public headers and the CUDA runtime only. No macros here
+// (cuda_check.h has the check macro), so that the cudnn backend, which has CHECK macros of its own, can include it.
 #pragma once
 
-#include <cublas_api.h>
 #include <cuda_runtime_api.h>
 
-#include "../detail.h"
+#include <string>
+
+#include "culstm/status.h"
 
 namespace culstm {
 
@@ -15,13 +17,8 @@ namespace culstm {
 inline Status cuda_status(cudaError_t err, const char* what) {
   if (err == cudaSuccess) return Status::Ok();
   cudaGetLastError();
-  return detail::error(StatusCode::kCudaError, what, ": ", cudaGetErrorName(err), " (", cudaGetErrorString(err), ")");
-}
-
-inline Status cublas_status(cublasStatus_t st, const char* what) {
-  if (st == CUBLAS_STATUS_SUCCESS) return Status::Ok();
-  return detail::error(StatusCode::kCublasError, what, ": ", cublasGetStatusName(st), " (", cublasGetStatusString(st),
-                       ")");
+  return Status(StatusCode::kCudaError,
+                std::string(what) + ": " + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")");
 }
 
 // An error some earlier CUDA work of the caller's thread left pending (cudaPeekAtLastError): reported (and
@@ -32,10 +29,11 @@ inline Status check_no_pending_error(const char* backend) {
   if (pending == cudaSuccess) return Status::Ok();
   cudaGetLastError();
   const bool sticky = cudaPeekAtLastError() != cudaSuccess;
-  return detail::error(StatusCode::kCudaError, "backend ", backend,
-                       ": an error from earlier CUDA work on this thread was pending (nothing was enqueued; ",
-                       sticky ? "the error is sticky: this CUDA context is unusable" : "the error is now cleared",
-                       "): ", cudaGetErrorName(pending), " (", cudaGetErrorString(pending), ")");
+  return Status(StatusCode::kCudaError,
+                std::string("backend ") + backend +
+                    ": an error from earlier CUDA work on this thread was pending (nothing was enqueued; " +
+                    (sticky ? "the error is sticky: this CUDA context is unusable" : "the error is now cleared") +
+                    "): " + cudaGetErrorName(pending) + " (" + cudaGetErrorString(pending) + ")");
 }
 
 // Whether the caller is capturing `stream` (into `status`). The legacy default stream while another blocking
@@ -46,9 +44,11 @@ inline Status query_capture(cudaStream_t stream, int device, cudaStreamCaptureSt
   const cudaError_t err = cudaStreamIsCapturing(stream, status);
   if (err == cudaErrorStreamCaptureImplicit) {
     cudaGetLastError();
-    return detail::error(StatusCode::kInvalidArgument, "stream: the legacy default stream cannot be used while "
-                         "another stream of device ", device, " is being captured (CUDA makes it wait on that "
-                         "capture); pass a stream created with cudaStreamNonBlocking");
+    return Status(StatusCode::kInvalidArgument,
+                  "stream: the legacy default stream cannot be used while another stream of device " +
+                      std::to_string(device) +
+                      " is being captured (CUDA makes it wait on that capture); pass a stream created with "
+                      "cudaStreamNonBlocking");
   }
   return cuda_status(err, "cudaStreamIsCapturing");
 }
@@ -63,12 +63,11 @@ class DeviceGuard {
     if (switched_) cudaSetDevice(previous_);
   }
   Status enter(int device) {
-    CULSTM_RETURN_IF_ERROR(cuda_status(cudaGetDevice(&previous_), "cudaGetDevice"));
-    if (previous_ != device) {
-      CULSTM_RETURN_IF_ERROR(cuda_status(cudaSetDevice(device), "cudaSetDevice"));
-      switched_ = true;
-    }
-    return Status::Ok();
+    const Status got = cuda_status(cudaGetDevice(&previous_), "cudaGetDevice");
+    if (!got.ok() || previous_ == device) return got;
+    const Status set = cuda_status(cudaSetDevice(device), "cudaSetDevice");
+    switched_ = set.ok();
+    return set;
   }
 
  private:

@@ -1,5 +1,5 @@
-// The cuda backend's engine choice per layer (persistent_plan.h, docs/persistent.md). Pure host code.
-#include "persistent_plan.h"
+// The cuda backend's engine choice per layer (engine_choice.h, docs/persistent.md). Pure host code.
+#include "engine_choice.h"
 
 #include <utility>
 
@@ -17,7 +17,7 @@ const char* cuda_engine_name(CudaEngine e) noexcept {
   return "unknown";
 }
 
-namespace stepwise {
+namespace cuda_backend {
 namespace {
 
 using detail::str;
@@ -57,8 +57,8 @@ Status fit(const LstmSpec& spec, const ModelOptions& options, const PersistentDe
   dims.recurrent = spec.recurrent_size();
   // One block per SM and direction share: the most blocks, hence the least shared memory per block.
   const kernels::PersistentTiling tiling =
-      kernels::persistent_tiling(spec.hidden_size, spec.proj_size, lim.sm_count / D);
-  const kernels::PersistentSmemLayout smem = kernels::persistent_smem_layout(dims, tiling, dtype_size(spec.dtype));
+      persistent_tiling(spec.hidden_size, spec.proj_size, lim.sm_count / D);
+  const kernels::PersistentSmemLayout smem = persistent_smem_layout(dims, tiling, dtype_size(spec.dtype));
   if (smem.total > lim.max_smem_per_block) {
     *refusal = str("a block of ", tiling.units_per_block, " units would need ", kib(smem.total),
                    " of shared memory at B=", options.max_batch, " (W_hh slice ", kib(smem.h_stage - smem.w_hh),
@@ -86,6 +86,43 @@ Status fit(const LstmSpec& spec, const ModelOptions& options, const PersistentDe
 }
 
 }  // namespace
+
+kernels::PersistentTiling persistent_tiling(long long hidden, long long proj, int max_blocks_per_direction) {
+  long long blocks = max_blocks_per_direction < 1 ? 1 : max_blocks_per_direction;
+  if (blocks > hidden) blocks = hidden;
+  kernels::PersistentTiling t;
+  t.units_per_block = static_cast<int>((hidden + blocks - 1) / blocks);
+  t.blocks_per_direction = static_cast<int>((hidden + t.units_per_block - 1) / t.units_per_block);
+  t.proj_per_block = proj > 0 ? static_cast<int>((proj + t.blocks_per_direction - 1) / t.blocks_per_direction) : 0;
+  return t;
+}
+
+kernels::PersistentSmemLayout persistent_smem_layout(const kernels::LayerDims& dims,
+                                                     const kernels::PersistentTiling& tiling, std::size_t value_bytes) {
+  const auto align16 = [](std::size_t n) { return (n + 15) / 16 * 16; };
+  const std::size_t u = static_cast<std::size_t>(tiling.units_per_block);
+  const std::size_t up = static_cast<std::size_t>(tiling.proj_per_block);
+  const std::size_t B = static_cast<std::size_t>(dims.batch), H = static_cast<std::size_t>(dims.hidden);
+  const std::size_t R = static_cast<std::size_t>(dims.recurrent);
+  const bool projecting = dims.recurrent != dims.hidden;
+  kernels::PersistentSmemLayout s;
+  s.stage_width = projecting && dims.hidden > dims.recurrent ? dims.hidden : dims.recurrent;
+  std::size_t cursor = 0;
+  const std::size_t rows_hh = static_cast<std::size_t>(kernels::persistent_padded_rows(static_cast<long long>(4 * u)));
+  const std::size_t rows_hr = static_cast<std::size_t>(kernels::persistent_padded_rows(static_cast<long long>(up)));
+  s.w_hh = cursor;
+  cursor += align16(rows_hh * R * value_bytes);
+  s.w_hr = cursor;
+  cursor += align16(rows_hr * H * value_bytes);
+  s.h_stage = cursor;
+  cursor += align16(static_cast<std::size_t>(kernels::kBatchChunk) * static_cast<std::size_t>(s.stage_width) * 4);
+  s.pre = cursor;
+  cursor += align16(4 * u * B * 4);
+  s.c = cursor;
+  cursor += align16(u * B * 4);
+  s.total = cursor;
+  return s;
+}
 
 Status choose_engines(const LstmSpec& spec, const ModelOptions& options, const PersistentDevice& device,
                       std::vector<LayerEngine>* out) {
@@ -137,5 +174,5 @@ Status choose_engines(const LstmSpec& spec, const ModelOptions& options, const P
   return Status::Ok();
 }
 
-}  // namespace stepwise
+}  // namespace cuda_backend
 }  // namespace culstm

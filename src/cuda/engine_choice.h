@@ -12,7 +12,7 @@
 #include "lstm_persistent.h"
 
 namespace culstm {
-namespace stepwise {
+namespace cuda_backend {
 
 // The decision for one layer (both directions run the same engine).
 struct LayerEngine {
@@ -22,6 +22,15 @@ struct LayerEngine {
   int blocks_per_sm = 0;             // co-resident blocks per SM at that size (persistent only)
   std::string why;                   // one line for Plan::explain()
 };
+
+// The tiling with the fewest units per block that uses at most `max_blocks_per_direction` blocks per direction;
+// every block owns at least one hidden unit.
+kernels::PersistentTiling persistent_tiling(long long hidden, long long proj, int max_blocks_per_direction);
+
+// Where a block keeps its data in shared memory for `dims` (kernels/lstm_persistent.h describes the regions), with
+// `value_bytes` the model dtype's size.
+kernels::PersistentSmemLayout persistent_smem_layout(const kernels::LayerDims& dims,
+                                                     const kernels::PersistentTiling& tiling, std::size_t value_bytes);
 
 // What the planner knows of the GPU.
 struct PersistentDevice {
@@ -37,5 +46,5 @@ struct PersistentDevice {
 Status choose_engines(const LstmSpec& spec, const ModelOptions& options, const PersistentDevice& device,
                       std::vector<LayerEngine>* out);
 
-}  // namespace stepwise
+}  // namespace cuda_backend
 }  // namespace culstm

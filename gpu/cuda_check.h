@@ -1,0 +1,13 @@
+// gpu/cuda_check.h: the check macro of culstm's CUDA runtime calls (gpu_status.h), for the cuda backend and the
+// kernels' launchers. Kept apart from gpu_status.h so that a file with a macro of that name of its own can include
+// gpu_status.h.
+#pragma once
+
+#include "gpu_status.h"
+
+// Returns the call's failure, as a Status naming the call, from the enclosing function (which returns Status).
+#define CULSTM_CUDA_CHECK(expr)                                                  \
+  do {                                                                           \
+    ::culstm::Status culstm_cuda_status_ = ::culstm::cuda_status((expr), #expr); \
+    if (!culstm_cuda_status_.ok()) return culstm_cuda_status_;                   \
+  } while (0)
