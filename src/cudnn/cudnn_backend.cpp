@@ -103,7 +103,7 @@ Status cudnn_error(cudnnStatus_t st, const char* call) {
 }
 
 Status cuda_error(cudaError_t err, const char* what) {
-  cudaGetLastError();  // consumed where it is reported (cuda_status.h)
+  cudaGetLastError();  // consumed where it is reported (gpu/gpu_status.h)
   return error(StatusCode::kCudaError, "backend cudnn: ", what, ": ", cudaGetErrorName(err), " (",
                cudaGetErrorString(err), ")");
 }
