@@ -276,8 +276,23 @@ class Model:
                 h_n = _empty_like(x, (states, batch, spec.recurrent_size()))
             if c_n is None:
                 c_n = _empty_like(x, (states, batch, spec.hidden_size))
-        self._model.forward(x, lengths, h0, c0, y, h_n, c_n, _stream_handle(stream, x), float(padding_value))
+        workspace = None
+        if shape is not None and len(shape) == 3 and _module_of(x) == "torch" and x.is_cuda:
+            workspace = self._torch_workspace(x, shape)
+        self._model.forward(x, lengths, h0, c0, y, h_n, c_n, workspace, _stream_handle(stream, x),
+                            float(padding_value))
         return y, h_n, c_n
+
+    def _torch_workspace(self, x, shape):
+        """Workspace for a CUDA tensor from PyTorch's caching allocator: stream-ordered like the call, free of
+        cudaMalloc after warm-up, and inside a CUDA graph's private pool while torch.cuda.graph captures (the graph
+        owns what its kernels use). None when the size cannot be had: forward() then names the problem."""
+        steps, batch = (shape[1], shape[0]) if self._spec.batch_first else (shape[0], shape[1])
+        try:
+            size = self._model.workspace_size(f"cuda:{x.device.index}", batch, steps)
+        except (BY_CODE_NAME["ExceedsModelLimit"], BY_CODE_NAME["InvalidArgument"], BY_CODE_NAME["ShapeMismatch"]):
+            return None
+        return sys.modules["torch"].empty(size, dtype=sys.modules["torch"].uint8, device=x.device)
 
     __call__ = forward
 

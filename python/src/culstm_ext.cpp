@@ -358,8 +358,26 @@ class PyModel {
     return model->plan().explain();
   }
 
+  // Bytes of workspace forward() needs on `device` ("cpu", "cuda:N") for this batch and sequence length.
+  std::size_t workspace_size(const std::string& device, std::int64_t batch, std::int64_t seq_len) {
+    std::shared_ptr<const Model> model;
+    {
+      nb::gil_scoped_release release;
+      std::shared_lock<std::shared_mutex> lock(close_mutex_);
+      check_open();
+      const auto [memory, ordinal] = parse_device(device);
+      model = model_for(backend_for(memory), ordinal);
+    }
+    std::size_t bytes = 0;
+    check(model->workspace_size(batch, seq_len, &bytes));
+    return bytes;
+  }
+
+  // `workspace`: None (this thread's Context keeps one per stream, grown when a larger (B, T) arrives) or a
+  // caller's contiguous buffer where x is, e.g. from a framework's stream-ordered allocator, which is what a CUDA
+  // graph capture needs: the graph then owns the memory its kernels use.
   void forward(nb::handle x, nb::handle lengths, nb::handle h0, nb::handle c0, nb::handle y, nb::handle h_n,
-               nb::handle c_n, std::uintptr_t stream_handle, float padding_value) {
+               nb::handle c_n, nb::handle workspace, std::uintptr_t stream_handle, float padding_value) {
     ForwardArgs args;
     Arg ax = to_arg("x", x, false), al = to_arg("lengths", lengths, false), ah0 = to_arg("h0", h0, false),
         ac0 = to_arg("c0", c0, false), ay = to_arg("y", y, true), ahn = to_arg("h_n", h_n, true),
@@ -373,6 +391,18 @@ class PyModel {
         fail(StatusCode::kDeviceMismatch, std::string(name) + ": on " + device_text(*arg->array) + " but x is on " +
                                               device_text(*ax.array));
       }
+    }
+    std::optional<Array> caller_workspace;
+    if (!workspace.is_none()) {
+      Array w;
+      if (!nb::try_cast(workspace, w, /*convert=*/false)) {
+        fail(StatusCode::kInvalidArgument, "workspace: expected an array (DLPack or buffer protocol)");
+      }
+      check_contiguous("workspace", w);
+      if (w.device_type() != ax.array->device_type() || w.device_id() != ax.array->device_id()) {
+        fail(StatusCode::kDeviceMismatch, "workspace: on " + device_text(w) + " but x is on " + device_text(*ax.array));
+      }
+      caller_workspace = std::move(w);
     }
     args.x = ax.view;
     args.lengths = al.view;
@@ -400,8 +430,13 @@ class PyModel {
       const std::int64_t T = args.x.rank == 3 ? args.x.shape[batch_major ? 1 : 0] : 0;
       std::size_t bytes = 0;
       if (!model->workspace_size(B, T, &bytes).ok()) bytes = 0;
-      args.workspace = slot.workspace(model->backend() != Backend::kReference, bytes, stream);
-      args.workspace_bytes = bytes;
+      if (caller_workspace) {
+        args.workspace = caller_workspace->size() ? const_cast<void*>(caller_workspace->data()) : nullptr;
+        args.workspace_bytes = caller_workspace->nbytes();  // the library refuses one that is too small
+      } else {
+        args.workspace = slot.workspace(model->backend() != Backend::kReference, bytes, stream);
+        args.workspace_bytes = bytes;
+      }
       st = culstm::forward(*slot.context, *model, args, stream);
     }
     check(st);
@@ -646,8 +681,10 @@ NB_MODULE(_culstm, m) {
       .def_prop_ro("max_seq_len", &PyModel::max_seq_len)
       .def_prop_ro("closed", &PyModel::closed)
       .def("plan", &PyModel::plan, nb::arg("device") = nb::none())
+      .def("workspace_size", &PyModel::workspace_size)
       .def("forward", &PyModel::forward, nb::arg("x").none(), nb::arg("lengths").none(), nb::arg("h0").none(),
-           nb::arg("c0").none(), nb::arg("y").none(), nb::arg("h_n").none(), nb::arg("c_n").none(), nb::arg("stream"),
+           nb::arg("c0").none(), nb::arg("y").none(), nb::arg("h_n").none(), nb::arg("c_n").none(), nb::arg("workspace").none(),
+           nb::arg("stream"),
            nb::arg("padding_value"))
       .def("close", &PyModel::close);
 }

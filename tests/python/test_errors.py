@@ -130,3 +130,21 @@ def test_cuda_backend_without_a_gpu_is_backend_unavailable(rng):
         pytest.skip("a GPU is present: the cuda backend is available")
     with pytest.raises(culstm.BackendUnavailableError):
         random_model(rng, options={"backend": "cuda"})
+
+
+def test_caller_workspace_too_small_is_refused_and_a_large_enough_one_is_used(model, good):
+    """The extension's workspace= path (culstm.torch passes PyTorch-allocated workspaces on CUDA) on the CPU."""
+    x, lengths = good["x"], good["lengths"]
+    want = model.forward(x, lengths)
+    size = model._model.workspace_size("cpu", B, T)
+    assert size > 0
+    out = sentinel_outputs()
+    with pytest.raises(culstm.WorkspaceTooSmallError):
+        model._model.forward(x, lengths, None, None, *out, np.empty(size - 1, np.uint8), 0, 0.0)
+    assert_untouched(out)
+    with pytest.raises(culstm.InvalidArgumentError, match="workspace"):
+        model._model.forward(x, lengths, None, None, *out, np.empty((size, 2), np.uint8)[:, 0], 0, 0.0)
+    assert_untouched(out)
+    model._model.forward(x, lengths, None, None, *out, np.empty(size, np.uint8), 0, 0.0)
+    for got, w in zip(out, want):
+        assert np.array_equal(got, w)
