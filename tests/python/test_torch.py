@@ -247,3 +247,46 @@ def test_core_forward_on_torch_tensors_writes_out_and_refuses_without_writing():
     assert all(bool((o == 9.0).all()) for o in out)
     model.forward(x, torch.tensor([5, 2], dtype=torch.int32), out=out)
     assert torch.equal(out[0], y)
+
+
+def test_threads_sharing_one_module_give_single_threaded_bits():
+    import threading
+    torch.manual_seed(13)
+    lstm = culstm.torch.LSTM(4, 6, 2, bidirectional=True, proj_size=3)
+    inputs = [torch.randn(7, 3, 4) for _ in range(6)]
+    lengths = torch.tensor([7, 2, 5])
+    with torch.no_grad():
+        expected = [lstm(x, lengths=lengths) for x in inputs]
+    failures = []
+
+    def worker():
+        with torch.no_grad():
+            for _ in range(20):
+                for x, (ey, (eh, ec)) in zip(inputs, expected):
+                    y, (h, c) = lstm(x, lengths=lengths)
+                    if not (torch.equal(y, ey) and torch.equal(h, eh) and torch.equal(c, ec)):
+                        failures.append(1)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
+
+
+def test_ten_thousand_module_calls_leak_no_memory():
+    from test_core import _rss_kib
+    lstm = culstm.torch.LSTM(3, 5)
+    x = torch.randn(4, 2, 3)
+    packed = pack_padded_sequence(torch.randn(4, 3, 3), torch.tensor([2, 4, 1]), enforce_sorted=False)
+    with torch.inference_mode():
+        for _ in range(500):  # warm-up: the model, contexts, PyTorch's own caches
+            lstm(x)
+            lstm(packed)
+        before = _rss_kib()
+        for _ in range(5000):
+            lstm(x)
+            lstm(packed)
+        growth = _rss_kib() - before
+    assert growth < 4096, f"RSS grew by {growth} KiB over 10k calls"
