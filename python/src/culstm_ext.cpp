@@ -214,9 +214,19 @@ Arg to_arg(const char* what, nb::handle obj, bool output) {
   if (obj.is_none()) return arg;
   Array a;
   if (!nb::try_cast(obj, a, /*convert=*/false)) {
+    std::string why;
+    if (nb::hasattr(obj, "__dlpack__")) {
+      // A producer that refuses to export (a tensor that requires grad, a meta tensor, ...) says why: pass it on.
+      try {
+        obj.attr("__dlpack__")();
+      } catch (const nb::python_error& e) {
+        why = std::string(" (its __dlpack__() failed: ") + nb::str(e.type().attr("__name__")).c_str() + ": " +
+              nb::str(e.value()).c_str() + ")";
+      }
+    }
     fail(StatusCode::kInvalidArgument,
          std::string(what) + ": expected an array (DLPack or buffer protocol), got " +
-             nb::cast<std::string>(nb::str(obj.type().attr("__qualname__"))));
+             nb::cast<std::string>(nb::str(obj.type().attr("__qualname__"))) + why);
   }
   if (a.ndim() > static_cast<size_t>(TensorView::kMaxRank)) {
     fail(StatusCode::kShapeMismatch, std::string(what) + ": rank " + std::to_string(a.ndim()) +
