@@ -34,11 +34,12 @@ class LstmSpec(_culstm._Spec):
     PyTorch's names work where PyTorch has the option: `batch_first` sets `layout`, `bidirectional` sets
     `direction`. Enumerations are the library's names: direction "forward" | "reverse" | "bidirectional", layout
     "seq_major" | "batch_major", dtype "f32" | "f16" | "bf16", math "strict_f32" | "allow_tf32". Activations are
-    names ("sigmoid", "hard_sigmoid", ...), (name, alpha[, beta]) tuples or Activation objects. Nothing is checked
+    names ("sigmoid", "hard_sigmoid", ...), (name, alpha[, beta]) tuples or Activation objects. Arguments after
+    hidden_size are keyword-only (nn.LSTM's positional order has dropout, which a spec has not). Nothing is checked
     here: Model() (or validate()) reports a bad spec with the library's message."""
 
-    def __init__(self, input_size=0, hidden_size=0, num_layers=1, bias=True, batch_first=None, bidirectional=None,
-                 proj_size=0, dtype="f32", *, direction=None, layout=None, gate_activation="sigmoid",
+    def __init__(self, input_size=0, hidden_size=0, *, num_layers=1, bias=True, batch_first=None,
+                 bidirectional=None, proj_size=0, dtype="f32", direction=None, layout=None, gate_activation="sigmoid",
                  cell_activation="tanh", hidden_activation="tanh", gate_clip=None, cell_clip=None, peepholes=False,
                  input_forget=False, math="strict_f32"):
         super().__init__()

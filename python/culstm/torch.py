@@ -280,6 +280,9 @@ class LSTM(nn.Module):
         if torch.is_grad_enabled() and (data.requires_grad or any(w.requires_grad for w in weights)):
             raise error("InvalidArgument", "culstm.torch.LSTM is inference-only and has no backward: run it under "
                                            "torch.no_grad() or torch.inference_mode()")
+        if weights and data.device != weights[0].device:
+            # nn.LSTM's rule: the input lives where the parameters do (culstm would otherwise run a copy elsewhere).
+            raise error("DeviceMismatch", f"input: on {data.device} but the parameters are on {weights[0].device}")
         if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
             raise error("InvalidArgument", "hx: expected a tuple (h_0, c_0)")
         h0, c0 = (None, None) if hx is None else hx

@@ -161,6 +161,8 @@ def test_core_model_on_cuda_arrays_and_device_errors():
         assert all(bool((o == 7.0).all()) for o in out)
         with pytest.raises(culstm.DeviceMismatchError, match="h0"):
             lstm(x, (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4, device=CUDA)))
+        with pytest.raises(culstm.DeviceMismatchError, match="parameters"):
+            lstm(x.cpu())
 
 
 def test_threads_sharing_one_module_on_cuda():
