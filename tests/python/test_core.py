@@ -217,3 +217,31 @@ def test_ten_thousand_calls_leak_no_memory(rng):
                 model.forward(bad)
     growth = _rss_kib() - before
     assert growth < 2048, f"RSS grew by {growth} KiB over 10k calls"
+
+
+def test_forward_releases_the_gil(rng):
+    """Another Python thread keeps running while a long forward is in the library: the longest pause of this
+    thread's loop stays far below the call's duration (holding the GIL would pause it for the whole call)."""
+    import time
+    model = random_model(rng, input_size=64, hidden_size=128)
+    x = rng.standard_normal((2000, 4, 64)).astype(np.float32)
+    done = threading.Event()
+    duration = []
+
+    def run():
+        start = time.perf_counter()
+        model.forward(x)
+        duration.append(time.perf_counter() - start)
+        done.set()
+
+    worker = threading.Thread(target=run)
+    last = time.perf_counter()
+    longest_pause = 0.0
+    worker.start()
+    while not done.is_set():
+        now = time.perf_counter()
+        longest_pause = max(longest_pause, now - last)
+        last = now
+    worker.join()
+    assert duration[0] > 0.2, "the call is too short to tell"
+    assert longest_pause < duration[0] / 4, f"this thread paused {longest_pause:.3f} s of a {duration[0]:.3f} s call"
