@@ -89,7 +89,9 @@ def _model_for(x, weights, config_text):
     the first call and after any change; its limits grow to the largest (B, T) seen."""
     global _cache
     config = _parse_config(config_text)
-    steps, batch = (x.shape[1], x.shape[0]) if config["batch_first"] else (x.shape[0], x.shape[1])
+    steps, batch = 0, 0  # x of another rank: the library refuses it, naming x
+    if x.dim() == 3:
+        steps, batch = (x.shape[1], x.shape[0]) if config["batch_first"] else (x.shape[0], x.shape[1])
     versions = _versions(weights)
     with _cache_lock:
         if _cache is None:

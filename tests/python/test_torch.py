@@ -216,6 +216,10 @@ def test_inference_only_rule_and_bad_input():
             m(x.double())
         with pytest.raises(culstm.ShapeMismatchError, match="x"):
             m(torch.randn(2, 1, 4))
+        with pytest.raises(culstm.ShapeMismatchError, match="x"):
+            m(torch.randn(3))
+        with pytest.raises(culstm.ShapeMismatchError, match="x"):
+            m(torch.randn(1, 2, 1, 3))
         with pytest.raises(culstm.ShapeMismatchError, match="h0"):
             m(x, (torch.zeros(1, 2, 4), torch.zeros(1, 1, 4)))
         with pytest.raises(culstm.InvalidArgumentError, match="hx"):
