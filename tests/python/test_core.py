@@ -245,3 +245,58 @@ def test_forward_releases_the_gil(rng):
     worker.join()
     assert duration[0] > 0.2, "the call is too short to tell"
     assert longest_pause < duration[0] / 4, f"this thread paused {longest_pause:.3f} s of a {duration[0]:.3f} s call"
+
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "conformance", "fixtures")
+
+
+@pytest.mark.parametrize("case", ["act_all_alpha_beta", "clip_peepholes", "layout1_bidirectional_lens"])
+def test_import_onnx_file_and_its_safetensors_agree(case, rng):
+    onnx = os.path.join(FIXTURES, "onnxruntime", case + ".onnx")
+    from_onnx = culstm.import_model_file(onnx, onnx_node="lstm")
+    from_tensors = culstm.import_model_file(onnx[:-5] + ".safetensors", naming="onnx")
+    assert from_onnx.spec == from_tensors.spec
+    for a, b in zip(from_onnx.weights, from_tensors.weights):
+        for name in a:
+            assert np.array_equal(a[name], b[name]), name
+    spec = from_onnx.spec
+    x = rng.standard_normal((2, 3, spec.input_size)).astype(np.float32)
+    for got, want in zip(from_onnx.forward(x), from_tensors.forward(x)):
+        assert np.array_equal(got, want)
+    with pytest.raises(culstm.InvalidArgumentError, match="nope"):
+        culstm.import_model_file(onnx, onnx_node="nope")
+
+
+def test_import_keras_naming_detected_and_prefix_checked():
+    path = os.path.join(FIXTURES, "keras", "lstm_mask.safetensors")
+    model = culstm.import_model_file(path)
+    assert (model.spec.input_size, model.spec.hidden_size, model.spec.batch_first) == (4, 5, True)
+    with pytest.raises(culstm.FormatError, match="nope/"):
+        culstm.import_model_file(path, prefix="nope/")
+
+
+class Producer:
+    """A DLPack producer that is neither NumPy nor PyTorch (as CuPy or JAX arrays are to culstm)."""
+
+    def __init__(self, array):
+        self.array = array
+        self.shape = array.shape
+
+    def __dlpack__(self, **kwargs):
+        return self.array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.array.__dlpack_device__()
+
+
+def test_any_dlpack_producer_with_out(rng):
+    model = random_model(rng, bidirectional=True)
+    x = rng.standard_normal((4, 2, 3)).astype(np.float32)
+    want = model.forward(x)
+    out = tuple(np.zeros_like(w) for w in want)
+    with pytest.raises(culstm.InvalidArgumentError, match="out="):
+        model.forward(Producer(x))  # culstm cannot allocate in an unknown framework
+    model.forward(Producer(x), Producer(np.array([4, 2], np.int32)), out=tuple(Producer(o) for o in out))
+    model.forward(Producer(x), out=tuple(Producer(o) for o in out))
+    for got, w in zip(out, want):
+        assert np.array_equal(got, w)
