@@ -148,6 +148,20 @@ def _to_f32_host(what, values):
         raise error("DtypeMismatch", f"{what}: cannot be read as float32 values on the CPU ({e})") from None
 
 
+def steps_and_batch(spec, x_shape):
+    """(T, B) of an x of shape [T, B, I] (seq_major) or [B, T, I] (batch_major)."""
+    return (x_shape[1], x_shape[0]) if spec.batch_first else (x_shape[0], x_shape[1])
+
+
+def result_shapes(spec, x_shape):
+    """Shapes of (y, h_n, c_n) for an x of shape x_shape (culstm.hpp's ForwardArgs): y [T, B, D*R] or [B, T, D*R],
+    h_n [L*D, B, R], c_n [L*D, B, H]."""
+    steps, batch = steps_and_batch(spec, x_shape)
+    states = spec.num_layers * spec.num_directions()
+    y = (batch, steps, spec.output_size()) if spec.batch_first else (steps, batch, spec.output_size())
+    return y, (states, batch, spec.recurrent_size()), (states, batch, spec.hidden_size)
+
+
 def _call(function, *args):
     """Calls into the extension; an argument of the wrong Python type (nanobind's TypeError, raised before the C++
     code runs) becomes InvalidArgumentError, as every other bad argument does."""
@@ -267,16 +281,8 @@ class Model:
         shape = getattr(x, "shape", None)
         if (y is None or h_n is None or c_n is None) and shape is not None and len(shape) == 3:
             # Shapes of the results from x's (the library checks x itself before anything is written).
-            spec = self._spec
-            steps, batch = (shape[1], shape[0]) if spec.batch_first else (shape[0], shape[1])
-            states = spec.num_layers * spec.num_directions()
-            if y is None:
-                y = _empty_like(x, (batch, steps, spec.output_size()) if spec.batch_first
-                                else (steps, batch, spec.output_size()))
-            if h_n is None:
-                h_n = _empty_like(x, (states, batch, spec.recurrent_size()))
-            if c_n is None:
-                c_n = _empty_like(x, (states, batch, spec.hidden_size))
+            shapes = result_shapes(self._spec, shape)
+            y, h_n, c_n = (a if a is not None else _empty_like(x, s) for a, s in zip((y, h_n, c_n), shapes))
         workspace = None
         if shape is not None and len(shape) == 3 and _module_of(x) == "torch" and x.is_cuda:
             workspace = self._torch_workspace(x, shape)
@@ -288,7 +294,7 @@ class Model:
         """Workspace for a CUDA tensor from PyTorch's caching allocator: stream-ordered like the call, free of
         cudaMalloc after warm-up, and inside a CUDA graph's private pool while torch.cuda.graph captures (the graph
         owns what its kernels use). None when the size cannot be had: forward() then names the problem."""
-        steps, batch = (shape[1], shape[0]) if self._spec.batch_first else (shape[0], shape[1])
+        steps, batch = steps_and_batch(self._spec, shape)
         try:
             size = self._model.workspace_size(f"cuda:{x.device.index}", batch, steps)
         except (BY_CODE_NAME["ExceedsModelLimit"], BY_CODE_NAME["InvalidArgument"], BY_CODE_NAME["ShapeMismatch"]):

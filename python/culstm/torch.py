@@ -30,27 +30,56 @@ _FIELDS = (("w_ih", "weight_ih_l{}{}"), ("w_hh", "weight_hh_l{}{}"), ("b_ih", "b
            ("b_hh", "bias_hh_l{}{}"), ("w_hr", "weight_hr_l{}{}"), ("peephole", "peephole_l{}{}"))
 
 
-def _weight_layout(config):
-    """[(layer, direction, field, parameter name, shape)] in nn.LSTM's parameter order, for a config dict."""
-    hidden, proj = config["hidden_size"], config["proj_size"]
-    directions = 2 if config["direction"] == "bidirectional" else 1
-    recurrent = proj or hidden
+def _weight_layout(spec):
+    """[(layer, direction, field, parameter name, shape)] in nn.LSTM's parameter order."""
+    hidden, proj, recurrent = spec.hidden_size, spec.proj_size, spec.recurrent_size()
     layout = []
-    for layer in range(config["num_layers"]):
-        in_size = config["input_size"] if layer == 0 else directions * recurrent
-        for d in range(directions):
+    for layer in range(spec.num_layers):
+        for d in range(spec.num_directions()):
             suffix = "_reverse" if d == 1 else ""
-            shapes = {"w_ih": (4 * hidden, in_size), "w_hh": (4 * hidden, recurrent)}
-            if config["bias"]:
+            shapes = {"w_ih": (4 * hidden, spec.input_size if layer == 0 else spec.output_size()),
+                      "w_hh": (4 * hidden, recurrent)}
+            if spec.bias:
                 shapes["b_ih"] = shapes["b_hh"] = (4 * hidden,)
             if proj:
                 shapes["w_hr"] = (proj, hidden)
-            if config["peepholes"]:
+            if spec.peepholes:
                 shapes["peephole"] = (3 * hidden,)
             for field, name in _FIELDS:
                 if field in shapes:
                     layout.append((layer, d, field, name.format(layer, suffix), shapes[field]))
     return layout
+
+
+_ACTIVATIONS = ("gate_activation", "cell_activation", "hidden_activation")
+
+
+def _config_text(spec, cuda_engine, cudnn_algo):
+    """What the op needs besides tensors, as one string argument: the spec's fields (its dtype comes from the
+    parameters) and the model options."""
+    fields = spec.as_dict()
+    del fields["dtype"]
+    for name in _ACTIVATIONS:
+        fields[name] = [fields[name].kind, fields[name].alpha, fields[name].beta]
+    return json.dumps({"spec": fields, "cuda_engine": cuda_engine, "cudnn_algo": cudnn_algo}, sort_keys=True)
+
+
+def _spec_from_config(config, dtype="f32"):
+    fields = dict(config["spec"])
+    for name in _ACTIVATIONS:
+        fields[name] = tuple(fields[name])
+    return _core.LstmSpec(dtype=dtype, **fields)
+
+
+_config_cache = {}  # config text -> (config, its f32 spec): parsed once per distinct module configuration
+
+
+def _parse_config(text):
+    parsed = _config_cache.get(text)
+    if parsed is None:
+        config = json.loads(text)
+        parsed = _config_cache[text] = (config, _spec_from_config(config))
+    return parsed
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -88,39 +117,30 @@ def _model_for(x, weights, config_text):
     """The culstm Model for these weights, built (weights copied to the host as float32, the canonical form) on
     the first call and after any change; its limits grow to the largest (B, T) seen."""
     global _cache
-    config = _parse_config(config_text)
+    config, shape_spec = _parse_config(config_text)
     steps, batch = 0, 0  # x of another rank: the library refuses it, naming x
     if x.dim() == 3:
-        steps, batch = (x.shape[1], x.shape[0]) if config["batch_first"] else (x.shape[0], x.shape[1])
+        steps, batch = _core.steps_and_batch(shape_spec, x.shape)
     versions = _versions(weights)
     with _cache_lock:
         if _cache is None:
             _cache = WeakIdKeyDictionary()
-        entries = _cache.setdefault(weights[0], {}) if weights else {}
+        entries = _cache.setdefault(weights[0], {})
         entry = entries.get(config_text)
         if entry is not None and entry.matches(weights, versions) and \
                 batch <= entry.model.max_batch and steps <= entry.model.max_seq_len:
             return entry.model
-        dtype = _DTYPES.get(weights[0].dtype) if weights else None
+        dtype = _DTYPES.get(weights[0].dtype)
         if dtype is None:
             raise error("DtypeMismatch", f"culstm.torch.LSTM: parameters of dtype {weights[0].dtype} are not "
                                          f"supported (float32, float16, bfloat16)")
-        spec = _core.LstmSpec(config["input_size"], config["hidden_size"], num_layers=config["num_layers"],
-                              bias=config["bias"], proj_size=config["proj_size"], dtype=dtype,
-                              direction=config["direction"],
-                              layout="batch_major" if config["batch_first"] else "seq_major",
-                              gate_activation=tuple(config["gate_activation"]),
-                              cell_activation=tuple(config["cell_activation"]),
-                              hidden_activation=tuple(config["hidden_activation"]),
-                              gate_clip=config["gate_clip"], cell_clip=config["cell_clip"],
-                              peepholes=config["peepholes"], input_forget=config["input_forget"],
-                              math=config["math"])
-        layout = _weight_layout(config)
+        spec = _spec_from_config(config, dtype)
+        layout = _weight_layout(spec)
         if len(layout) != len(weights):
             raise error("ShapeMismatch", f"culstm.torch.LSTM: expected {len(layout)} weight tensors, got "
                                          f"{len(weights)}")
         directions = spec.num_directions()
-        layers = [{} for _ in range(config["num_layers"] * directions)]
+        layers = [{} for _ in range(spec.num_layers * directions)]
         for (layer, d, field, _, _), w in zip(layout, weights):
             layers[layer * directions + d][field] = w.detach().to("cpu", torch.float32).contiguous()
         old = entry.model if entry is not None else None
@@ -131,37 +151,13 @@ def _model_for(x, weights, config_text):
         return model
 
 
-_config_cache = {}
-
-
-def _parse_config(text):
-    config = _config_cache.get(text)
-    if config is None:
-        config = _config_cache[text] = json.loads(text)
-    return config
-
-
-def _output_shapes(x, config):
-    hidden, proj = config["hidden_size"], config["proj_size"]
-    directions = 2 if config["direction"] == "bidirectional" else 1
-    recurrent = proj or hidden
-    states = config["num_layers"] * directions
-    if config["batch_first"]:
-        batch, steps = x.shape[0], x.shape[1]
-        y = (batch, steps, directions * recurrent)
-    else:
-        steps, batch = x.shape[0], x.shape[1]
-        y = (steps, batch, directions * recurrent)
-    return y, (states, batch, recurrent), (states, batch, hidden)
-
-
 def _lstm_impl(x, lengths, h0, c0, weights, config):
     model = _model_for(x, weights, config)
     return model.forward(x, lengths, h0, c0)
 
 
 def _lstm_fake(x, lengths, h0, c0, weights, config):
-    y, h, c = _output_shapes(x, _parse_config(config))
+    y, h, c = _core.result_shapes(_parse_config(config)[1], x.shape)
     return x.new_empty(y), x.new_empty(h), x.new_empty(c)
 
 
@@ -219,17 +215,10 @@ class LSTM(nn.Module):
         self.bidirectional = spec.bidirectional
         self.direction = spec.direction
         self.peepholes = peepholes
-        act = lambda a: [a.kind, a.alpha, a.beta]  # noqa: E731
-        self._config = json.dumps({
-            "input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers, "bias": bool(bias),
-            "batch_first": bool(batch_first), "proj_size": proj_size, "direction": spec.direction,
-            "gate_activation": act(spec.gate_activation), "cell_activation": act(spec.cell_activation),
-            "hidden_activation": act(spec.hidden_activation), "gate_clip": spec.gate_clip,
-            "cell_clip": spec.cell_clip, "peepholes": bool(peepholes), "input_forget": bool(input_forget),
-            "math": spec.math, "cuda_engine": cuda_engine, "cudnn_algo": cudnn_algo}, sort_keys=True)
+        self._config = _config_text(spec, cuda_engine, cudnn_algo)
         factory = {"device": device, "dtype": dtype}
         self._flat_weights_names = []
-        for _, _, _, name, shape in _weight_layout(json.loads(self._config)):
+        for _, _, _, name, shape in _weight_layout(spec):
             self.register_parameter(name, nn.Parameter(torch.empty(shape, **factory)))
             self._flat_weights_names.append(name)
         self.reset_parameters()
@@ -241,11 +230,19 @@ class LSTM(nn.Module):
             for name in self._flat_weights_names:
                 getattr(self, name).uniform_(-bound, bound)
 
+    def flatten_parameters(self):
+        """nn.LSTM's call to pack its weights for cuDNN: nothing to do, culstm packs them when it builds its model
+        (kept so that code written for nn.LSTM runs unchanged)."""
+
+    @property
+    def _flat_weights(self):
+        return [getattr(self, n) for n in self._flat_weights_names]
+
     @property
     def all_weights(self):
         """Parameters per (layer, direction), in nn.LSTM's order."""
-        per = len(self._flat_weights_names) // (self.num_layers * (2 if self.bidirectional else 1))
-        flat = [getattr(self, n) for n in self._flat_weights_names]
+        flat = self._flat_weights
+        per = len(flat) // (self.num_layers * (2 if self.bidirectional else 1))
         return [flat[i:i + per] for i in range(0, len(flat), per)]
 
     @classmethod
@@ -277,7 +274,7 @@ class LSTM(nn.Module):
         return s
 
     def forward(self, input, hx=None, lengths=None):
-        weights = [getattr(self, n) for n in self._flat_weights_names]
+        weights = self._flat_weights
         data = input.data if isinstance(input, PackedSequence) else input
         if torch.is_grad_enabled() and (data.requires_grad or any(w.requires_grad for w in weights)):
             raise error("InvalidArgument", "culstm.torch.LSTM is inference-only and has no backward: run it under "

@@ -125,6 +125,9 @@ def test_state_dict_and_attributes_interchange():
                  "proj_size"):
         assert getattr(ours, attr) == getattr(ref, attr), attr
     assert ours._flat_weights_names == ref._flat_weights_names
+    assert [w.shape for w in ours._flat_weights] == [w.shape for w in ref._flat_weights]
+    assert [[w.shape for w in ws] for ws in ours.all_weights] == [[w.shape for w in ws] for ws in ref.all_weights]
+    ours.flatten_parameters()  # code written for nn.LSTM calls it
     ours.load_state_dict(ref.state_dict())
     ref.eval()  # nn.LSTM applies its dropout in training mode only; culstm never does
     ref2 = torch.nn.LSTM(5, 8, 2, batch_first=True, bidirectional=True, proj_size=3)
