@@ -195,3 +195,18 @@ def test_threads_sharing_one_module_on_cuda():
     for t in threads:
         t.join()
     assert not failures
+
+
+def test_compile_and_export_on_cuda():
+    """The op on CUDA tensors through torch.compile (aot_eager: fake CUDA tensors, no Triton needed; the venv's
+    PyTorch has no Triton) and torch.export."""
+    lstm = culstm.torch.LSTM(8, 16, 2, bidirectional=True).to(CUDA).eval()
+    x = torch.randn(6, 3, 8, device=CUDA)
+    with torch.inference_mode():
+        want = lstm(x)
+    with torch.no_grad():
+        got = torch.compile(lstm, fullgraph=True, backend="aot_eager")(x)
+        exported = torch.export.export(lstm, (x,)).module()(x)
+    for result in (got, exported):
+        assert torch.equal(result[0], want[0])
+        assert torch.equal(result[1][0], want[1][0]) and torch.equal(result[1][1], want[1][1])
