@@ -4,7 +4,8 @@
 set -euo pipefail
 
 # clang-14 + libclang-rt-14-dev: the libFuzzer targets in tests/fuzz (built and run briefly by ctest when present).
-packages=(cmake ninja-build g++ libgtest-dev googletest python3 clang-14 libclang-rt-14-dev)
+# python3-venv + python3-dev: the venv below and the headers the Python extension (python/) compiles against.
+packages=(cmake ninja-build g++ libgtest-dev googletest python3 python3-venv python3-dev clang-14 libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,5 +22,22 @@ fi
 if ! command -v nvcc >/dev/null 2>&1 && [[ ! -x /usr/local/cuda/bin/nvcc ]]; then
   echo "install-deps: error: the CUDA toolkit (nvcc) was not found; install CUDA 13 (nvcc, cuBLAS) first" >&2
   exit 1
+fi
+# The Python package's build and test environment: build/venv (git-ignored; the test preset's Python), made with
+# Debian's python3 and python/requirements-ci.txt, a complete pinned list installed with --no-deps (torch's own
+# metadata names NVIDIA wheels the CUDA toolkit already provides). Rebuilt only when that list changes.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="$root/build/venv"
+requirements="$root/python/requirements-ci.txt"
+stamp="$venv/culstm-requirements.txt"
+if [[ -x "$venv/bin/python" ]] && cmp -s "$requirements" "$stamp"; then
+  echo "install-deps: $venv is up to date"
+else
+  echo "install-deps: making $venv from python/requirements-ci.txt"
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    -r "$requirements"
+  cp "$requirements" "$stamp"
 fi
 echo "install-deps: ok"

@@ -1,0 +1,346 @@
+"""The framework-neutral core: LstmSpec, Model and model files over the C++ API (DESIGN.md §7).
+
+Python maps arguments and results only: every check on shapes, dtypes, lengths and devices is the library's, raised
+as the culstm.Error subclass of its StatusCode with its message."""
+
+import array
+import sys
+
+from . import _culstm
+from ._errors import BY_CODE_NAME, error
+
+Activation = _culstm.Activation
+
+# Fields of the C++ LstmSpec, in the order of include/culstm/spec.h.
+_SPEC_FIELDS = ("input_size", "hidden_size", "proj_size", "num_layers", "direction", "bias", "layout",
+                "gate_activation", "cell_activation", "hidden_activation", "gate_clip", "cell_clip", "peepholes",
+                "input_forget", "dtype", "math")
+
+
+def _activation(what, value):
+    """An Activation from an Activation, a name ("tanh") or a tuple (name, alpha[, beta])."""
+    if isinstance(value, Activation):
+        return value
+    if isinstance(value, str):
+        return Activation(value)
+    if isinstance(value, tuple) and 1 <= len(value) <= 3 and isinstance(value[0], str):
+        return Activation(*value)
+    raise error("InvalidArgument", f"{what}: expected an Activation, a name or (name, alpha[, beta]); got {value!r}")
+
+
+class LstmSpec(_culstm._Spec):
+    """What an LSTM network is: every field of the C++ LstmSpec (include/culstm/spec.h), by keyword.
+
+    PyTorch's names work where PyTorch has the option: `batch_first` sets `layout`, `bidirectional` sets
+    `direction`. Enumerations are the library's names: direction "forward" | "reverse" | "bidirectional", layout
+    "seq_major" | "batch_major", dtype "f32" | "f16" | "bf16", math "strict_f32" | "allow_tf32". Activations are
+    names ("sigmoid", "hard_sigmoid", ...), (name, alpha[, beta]) tuples or Activation objects. Arguments after
+    hidden_size are keyword-only (nn.LSTM's positional order has dropout, which a spec has not). Nothing is checked
+    here: Model() (or validate()) reports a bad spec with the library's message."""
+
+    def __init__(self, input_size=0, hidden_size=0, *, num_layers=1, bias=True, batch_first=None,
+                 bidirectional=None, proj_size=0, dtype="f32", direction=None, layout=None, gate_activation="sigmoid",
+                 cell_activation="tanh", hidden_activation="tanh", gate_clip=None, cell_clip=None, peepholes=False,
+                 input_forget=False, math="strict_f32"):
+        super().__init__()
+        if bidirectional is not None and direction is not None and \
+                (direction == "bidirectional") != bool(bidirectional):
+            raise error("InvalidArgument", f"bidirectional={bidirectional} contradicts direction={direction!r}")
+        if batch_first is not None and layout is not None and (layout == "batch_major") != bool(batch_first):
+            raise error("InvalidArgument", f"batch_first={batch_first} contradicts layout={layout!r}")
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bias
+        self.proj_size = proj_size
+        self.dtype = dtype
+        self.direction = direction if direction is not None else ("bidirectional" if bidirectional else "forward")
+        self.layout = layout if layout is not None else ("batch_major" if batch_first else "seq_major")
+        self.gate_activation = _activation("gate_activation", gate_activation)
+        self.cell_activation = _activation("cell_activation", cell_activation)
+        self.hidden_activation = _activation("hidden_activation", hidden_activation)
+        self.gate_clip = gate_clip
+        self.cell_clip = cell_clip
+        self.peepholes = peepholes
+        self.input_forget = input_forget
+        self.math = math
+
+    @property
+    def batch_first(self):
+        return self.layout == "batch_major"
+
+    @batch_first.setter
+    def batch_first(self, value):
+        self.layout = "batch_major" if value else "seq_major"
+
+    @property
+    def bidirectional(self):
+        return self.direction == "bidirectional"
+
+    def as_dict(self):
+        """Every field by name (activations as Activation objects)."""
+        return {name: getattr(self, name) for name in _SPEC_FIELDS}
+
+    def replace(self, **changes):
+        """A copy with some fields changed (any keyword of the constructor)."""
+        fields = self.as_dict()
+        if "batch_first" in changes:
+            fields.pop("layout")
+        if "bidirectional" in changes:
+            fields.pop("direction")
+        fields.update(changes)
+        return LstmSpec(**fields)
+
+    @classmethod
+    def _from(cls, spec):
+        """An LstmSpec with the fields of a C++ spec returned by the extension."""
+        return cls(**{name: getattr(spec, name) for name in _SPEC_FIELDS})
+
+    def __eq__(self, other):
+        if not isinstance(other, _culstm._Spec):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in _SPEC_FIELDS)
+
+    def __repr__(self):
+        return f"LstmSpec({self.describe()})"
+
+
+_WEIGHT_NAMES = ("w_ih", "w_hh", "b_ih", "b_hh", "w_hr", "peephole")
+
+
+def _make_weights(spec, layers):
+    """The C++ Weights from L*D mappings (index layer * D + direction) of w_ih, w_hh, b_ih, b_hh, w_hr, peephole.
+
+    Each array may have any shape (its values are taken in row-major order) and any float dtype NumPy converts;
+    float32 C-contiguous CPU arrays are taken without a conversion. Sizes are checked by the library."""
+    if isinstance(layers, _culstm._Weights):
+        return layers
+    weights = _culstm._Weights.zeros_for(spec)
+    directions = weights.num_directions
+    layers = list(layers)
+    if len(layers) != weights.num_layers * directions:
+        raise error("ShapeMismatch", f"weights: expected {weights.num_layers * directions} (layer, direction) "
+                                     f"entries for {weights.num_layers} layers x {directions} directions, "
+                                     f"got {len(layers)}")
+    for index, tensors in enumerate(layers):
+        layer, direction = divmod(index, directions)
+        unknown = set(tensors) - set(_WEIGHT_NAMES)
+        if unknown:
+            raise error("InvalidArgument", f"weights[{index}]: unknown tensor(s) {sorted(unknown)} "
+                                           f"(expected {', '.join(_WEIGHT_NAMES)})")
+        for name in _WEIGHT_NAMES:
+            values = tensors.get(name)
+            if values is None:
+                weights.set(layer, direction, name, array.array("f"))  # absent: empty (the library checks)
+                continue
+            try:
+                weights.set(layer, direction, name, values)
+            except BY_CODE_NAME["DtypeMismatch"]:
+                weights.set(layer, direction, name, _to_f32_host(f"weights[{index}].{name}", values))
+    return weights
+
+
+def _to_f32_host(what, values):
+    try:
+        import numpy as np
+        return np.ascontiguousarray(np.asarray(values, dtype=np.float32))
+    except Exception as e:  # any producer NumPy cannot read (a CUDA tensor, a string, ...)
+        raise error("DtypeMismatch", f"{what}: cannot be read as float32 values on the CPU ({e})") from None
+
+
+def steps_and_batch(spec, x_shape):
+    """(T, B) of an x of shape [T, B, I] (seq_major) or [B, T, I] (batch_major)."""
+    return (x_shape[1], x_shape[0]) if spec.batch_first else (x_shape[0], x_shape[1])
+
+
+def result_shapes(spec, x_shape):
+    """Shapes of (y, h_n, c_n) for an x of shape x_shape (culstm.hpp's ForwardArgs): y [T, B, D*R] or [B, T, D*R],
+    h_n [L*D, B, R], c_n [L*D, B, H]."""
+    steps, batch = steps_and_batch(spec, x_shape)
+    states = spec.num_layers * spec.num_directions()
+    y = (batch, steps, spec.output_size()) if spec.batch_first else (steps, batch, spec.output_size())
+    return y, (states, batch, spec.recurrent_size()), (states, batch, spec.hidden_size)
+
+
+def _call(function, *args):
+    """Calls into the extension; an argument of the wrong Python type (nanobind's TypeError, raised before the C++
+    code runs) becomes InvalidArgumentError, as every other bad argument does."""
+    try:
+        return function(*args)
+    except TypeError as e:
+        raise error("InvalidArgument", str(e)) from None
+
+
+def _module_of(x):
+    return type(x).__module__.split(".")[0]
+
+
+def _empty_like(x, shape):
+    """An uninitialized array of x's framework, dtype and device: where results go when out= does not say."""
+    framework = _module_of(x)
+    if framework == "torch":
+        return sys.modules["torch"].empty(shape, dtype=x.dtype, device=x.device)
+    if framework == "numpy":
+        return sys.modules["numpy"].empty(shape, dtype=x.dtype)
+    if framework == "cupy":
+        cupy = sys.modules["cupy"]
+        with x.device:
+            return cupy.empty(shape, dtype=x.dtype)
+    raise error("InvalidArgument", f"x: culstm allocates results for NumPy, PyTorch and CuPy arrays; for "
+                                   f"{type(x).__module__}.{type(x).__qualname__} pass out=(y, h_n, c_n)")
+
+
+def _stream_handle(stream, x):
+    """The cudaStream_t to enqueue on, as an integer: stream= as given (an int, a torch.cuda.Stream or anything with
+    .cuda_stream, a CuPy stream or anything with .ptr), else the current stream of x's framework for CUDA arrays,
+    else 0 (the legacy default stream; the reference backend ignores it)."""
+    if stream is None:
+        framework = _module_of(x)
+        if framework == "torch" and x.is_cuda:
+            return sys.modules["torch"].cuda.current_stream(x.device).cuda_stream
+        if framework == "cupy":
+            return sys.modules["cupy"].cuda.get_current_stream().ptr
+        return 0
+    for attribute in ("cuda_stream", "ptr"):
+        if hasattr(stream, attribute):
+            stream = getattr(stream, attribute)
+            break
+    if isinstance(stream, bool) or not isinstance(stream, int) or stream < 0:
+        raise error("InvalidArgument", f"stream: expected a cudaStream_t as a non-negative int or a stream object "
+                                       f"with .cuda_stream or .ptr; got {stream!r}")
+    return stream
+
+
+class Model:
+    """An LSTM ready to run: a spec and its weights.
+
+    backend "auto" follows the data: CPU arrays run on the reference backend (correct, not fast), CUDA arrays on
+    the `cuda` backend of their device. A named backend ("reference", "cuda", "cudnn") runs every call, and arrays
+    in the other memory are refused (DeviceMismatchError). device, max_batch, max_seq_len, cuda_engine and
+    cudnn_algo are the C++ ModelOptions. One Model serves many threads."""
+
+    def __init__(self, spec, weights, *, backend="auto", device=0, max_batch=64, max_seq_len=4096,
+                 cuda_engine="auto", cudnn_algo="auto"):
+        if not isinstance(spec, _culstm._Spec):
+            raise error("InvalidArgument", f"spec: expected a culstm.LstmSpec, got {type(spec).__qualname__}")
+        self._model = _call(_culstm._Model, spec, _make_weights(spec, weights), backend, device, max_batch,
+                            max_seq_len, cuda_engine, cudnn_algo)
+        self._spec = LstmSpec._from(self._model.spec)
+
+    @property
+    def spec(self):
+        return self._spec
+
+    @property
+    def backend(self):
+        """The backend asked for ("auto" = by the data's device)."""
+        return self._model.backend
+
+    @property
+    def max_batch(self):
+        return self._model.max_batch
+
+    @property
+    def max_seq_len(self):
+        return self._model.max_seq_len
+
+    @property
+    def closed(self):
+        return self._model.closed
+
+    @property
+    def weights(self):
+        """The canonical weights, a list of L*D dicts (index layer * D + direction) of float32 NumPy arrays."""
+        w = self._model.weights
+        return [{name: w.get(layer, d, name) for name in _WEIGHT_NAMES}
+                for layer in range(w.num_layers) for d in range(w.num_directions)]
+
+    def plan(self, device=None):
+        """Plan::explain(): which engine runs each (layer, direction) and why. device: None (the backend Model()
+        built: the reference one under "auto"), "cpu", "cuda" or "cuda:N"."""
+        return _call(self._model.plan, device)
+
+    def forward(self, x, lengths=None, h0=None, c0=None, *, out=None, stream=None, padding_value=0.0):
+        """Runs the network: returns (y, h_n, c_n).
+
+        x [T, B, I] (seq_major) or [B, T, I] (batch_major) of the spec's dtype, on the CPU or a CUDA device; lengths
+        [B] int32 on the CPU (or a list of ints); h0 [L*D, B, R], c0 [L*D, B, H] where x is; out=(y, h_n, c_n)
+        arrays to write (None entries are allocated in x's framework and device). On CUDA the work is enqueued on
+        `stream` (default: the current stream of x's framework) without synchronizing. On failure nothing is
+        written."""
+        if isinstance(lengths, (list, tuple)):
+            try:
+                lengths = array.array("i", lengths)  # int32 on every platform culstm builds on
+            except (TypeError, OverflowError) as e:
+                raise error("InvalidArgument", f"lengths: expected int32 values, got {lengths!r} ({e})") from None
+        if out is None:
+            out = (None, None, None)
+        if not isinstance(out, (tuple, list)) or len(out) != 3:
+            raise error("InvalidArgument", "out: expected (y, h_n, c_n), each an array or None")
+        y, h_n, c_n = out
+        shape = getattr(x, "shape", None)
+        if (y is None or h_n is None or c_n is None) and shape is not None and len(shape) == 3:
+            # Shapes of the results from x's (the library checks x itself before anything is written).
+            shapes = result_shapes(self._spec, shape)
+            y, h_n, c_n = (a if a is not None else _empty_like(x, s) for a, s in zip((y, h_n, c_n), shapes))
+        workspace = None
+        if shape is not None and len(shape) == 3 and _module_of(x) == "torch" and x.is_cuda:
+            workspace = self._torch_workspace(x, shape)
+        self._model.forward(x, lengths, h0, c0, y, h_n, c_n, workspace, _stream_handle(stream, x),
+                            float(padding_value))
+        return y, h_n, c_n
+
+    def _torch_workspace(self, x, shape):
+        """Workspace for a CUDA tensor from PyTorch's caching allocator: stream-ordered like the call, free of
+        cudaMalloc after warm-up, and inside a CUDA graph's private pool while torch.cuda.graph captures (the graph
+        owns what its kernels use). None when the size cannot be had: forward() then names the problem."""
+        steps, batch = steps_and_batch(self._spec, shape)
+        try:
+            size = self._model.workspace_size(f"cuda:{x.device.index}", batch, steps)
+        except (BY_CODE_NAME["ExceedsModelLimit"], BY_CODE_NAME["InvalidArgument"], BY_CODE_NAME["ShapeMismatch"]):
+            return None
+        return sys.modules["torch"].empty(size, dtype=sys.modules["torch"].uint8, device=x.device)
+
+    __call__ = forward
+
+    def close(self):
+        """Frees the device weights, contexts and workspaces now (after any forward in flight); later calls raise
+        InvalidArgumentError."""
+        self._model.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"culstm.Model({self._spec.describe()}, backend={self.backend!r})"
+
+
+def load_model_file(path, prefix="", **options):
+    """A Model from a culstm model file (safetensors with nn.LSTM names and culstm.spec metadata; docs/formats.md).
+    options: Model()'s keyword arguments."""
+    spec, weights = _culstm.load_model_file(str(path), prefix)
+    return Model(LstmSpec._from(spec), weights, **options)
+
+
+def import_model_file(path, naming="auto", prefix="", onnx_node="", **options):
+    """A Model from any supported framework's file: safetensors with PyTorch, Keras, ONNX or MindSpore names
+    (`naming` "auto" detects), or an .onnx file's LSTM node (`onnx_node` when there are several)."""
+    spec, weights = _culstm.import_model_file(str(path), naming, prefix, onnx_node)
+    return Model(LstmSpec._from(spec), weights, **options)
+
+
+def save_model_file(path, model):
+    """Writes a Model's spec and weights as a culstm model file (what load_model_file reads)."""
+    _culstm.save_model_file(str(path), model.spec, model._model.weights)
+
+
+def info():
+    """What `culstm info` prints: version, build configuration, GPUs, which backends can run."""
+    return _culstm.info()
+
+
+def version():
+    return _culstm.version()

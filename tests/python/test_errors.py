@@ -1,0 +1,150 @@
+"""Bad input from Python: each raises the culstm.Error subclass of its StatusCode, with a message naming the
+argument, and leaves the out= arrays untouched. Nothing crashes the interpreter."""
+
+import numpy as np
+import pytest
+
+import culstm
+from conftest import random_model
+
+T, B, I, H, L = 5, 3, 3, 4, 2
+SENTINEL = 12345.0
+
+
+@pytest.fixture
+def model(rng):
+    return random_model(rng, input_size=I, hidden_size=H, num_layers=L, options={"max_batch": 4, "max_seq_len": 8})
+
+
+@pytest.fixture
+def good(rng):
+    return {
+        "x": rng.standard_normal((T, B, I)).astype(np.float32),
+        "lengths": np.array([5, 1, 3], np.int32),
+        "h0": np.zeros((L, B, H), np.float32),
+        "c0": np.zeros((L, B, H), np.float32),
+    }
+
+
+def sentinel_outputs():
+    return (np.full((T, B, H), SENTINEL, np.float32), np.full((L, B, H), SENTINEL, np.float32),
+            np.full((L, B, H), SENTINEL, np.float32))
+
+
+def read_only(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+# (case id, exception, message fragment, changes to the good arguments, out= override or None)
+CASES = [
+    ("x_rank_2", culstm.ShapeMismatchError, "x", {"x": np.zeros((T, I), np.float32)}),
+    ("x_rank_5", culstm.ShapeMismatchError, "x: rank 5", {"x": np.zeros((1, T, B, I, 1), np.float32)}),
+    ("x_features", culstm.ShapeMismatchError, "x", {"x": np.zeros((T, B, I + 1), np.float32)}),
+    ("x_f64", culstm.DtypeMismatchError, "x", {"x": np.zeros((T, B, I), np.float64)}),
+    ("x_i32", culstm.DtypeMismatchError, "x", {"x": np.zeros((T, B, I), np.int32)}),
+    ("x_u8", culstm.DtypeMismatchError, "x: element type", {"x": np.zeros((T, B, I), np.uint8)}),
+    ("x_complex", culstm.DtypeMismatchError, "x: element type", {"x": np.zeros((T, B, I), np.complex64)}),
+    ("x_non_contiguous", culstm.InvalidArgumentError, "C-contiguous",
+     {"x": np.zeros((B, T, I), np.float32).transpose(1, 0, 2)}),
+    ("x_not_array", culstm.InvalidArgumentError, "x: expected an array", {"x": "abc"}),
+    ("x_none", culstm.NullPointerError, "x", {"x": None}),
+    ("batch_above_limit", culstm.ExceedsModelLimitError, "batch",
+     {"x": np.zeros((T, 5, I), np.float32), "lengths": None, "h0": None, "c0": None}),
+    ("steps_above_limit", culstm.ExceedsModelLimitError, "max_seq_len", {"x": np.zeros((9, B, I), np.float32),
+                                                               "lengths": None}),
+    ("length_above_t", culstm.LengthOutOfRangeError, "lengths", {"lengths": np.array([6, 1, 1], np.int32)}),
+    ("length_negative", culstm.LengthOutOfRangeError, "lengths", {"lengths": np.array([5, -1, 1], np.int32)}),
+    ("lengths_i64", culstm.DtypeMismatchError, "lengths", {"lengths": np.array([5, 1, 3], np.int64)}),
+    ("lengths_size", culstm.ShapeMismatchError, "lengths", {"lengths": np.array([5, 1, 3, 2], np.int32)}),
+    ("lengths_list_not_int", culstm.InvalidArgumentError, "lengths", {"lengths": [5, "1", 3]}),
+    ("lengths_list_overflow", culstm.InvalidArgumentError, "lengths", {"lengths": [5, 2**40, 3]}),
+    ("h0_shape", culstm.ShapeMismatchError, "h0", {"h0": np.zeros((L, B + 1, H), np.float32)}),
+    ("h0_rank", culstm.ShapeMismatchError, "h0", {"h0": np.zeros((B, H), np.float32)}),
+    ("c0_dtype", culstm.DtypeMismatchError, "c0", {"c0": np.zeros((L, B, H), np.float16)}),
+    ("c0_non_contiguous", culstm.InvalidArgumentError, "c0",
+     {"c0": np.zeros((L, H, B), np.float32).transpose(0, 2, 1)}),
+]
+
+OUT_CASES = [
+    ("y_shape", culstm.ShapeMismatchError, "y", 0, np.full((T, B, H + 1), SENTINEL, np.float32)),
+    ("h_n_dtype", culstm.DtypeMismatchError, "h_n", 1, np.full((L, B, H), SENTINEL, np.float64)),
+    ("c_n_shape", culstm.ShapeMismatchError, "c_n", 2, np.full((L + 1, B, H), SENTINEL, np.float32)),
+    ("y_read_only", culstm.InvalidArgumentError, "read-only", 0, read_only(np.full((T, B, H), SENTINEL,
+                                                                                    np.float32))),
+]
+
+
+def assert_untouched(out, skip=None):
+    for k, a in enumerate(out):
+        if k != skip:
+            assert np.all(a == SENTINEL), f"output {k} was written by a failed call"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_argument_raises_its_status_and_writes_nothing(model, good, case):
+    _, exception, fragment, changes = case
+    args = dict(good, **changes)
+    out = sentinel_outputs()
+    with pytest.raises(exception, match=fragment):
+        model.forward(args["x"], args["lengths"], args["h0"], args["c0"], out=out)
+    assert_untouched(out)
+
+
+@pytest.mark.parametrize("case", OUT_CASES, ids=[c[0] for c in OUT_CASES])
+def test_bad_output_raises_and_the_others_stay_untouched(model, good, case):
+    _, exception, fragment, index, bad = case
+    out = list(sentinel_outputs())
+    out[index] = bad
+    with pytest.raises(exception, match=fragment):
+        model.forward(good["x"], good["lengths"], good["h0"], good["c0"], out=tuple(out))
+    assert_untouched(out, skip=index)
+    assert np.all(bad == SENTINEL)
+
+
+def test_bad_keyword_arguments(model, good):
+    out = sentinel_outputs()
+    with pytest.raises(culstm.InvalidArgumentError, match="out"):
+        model.forward(good["x"], out=out[:2])
+    with pytest.raises(culstm.InvalidArgumentError, match="stream"):
+        model.forward(good["x"], out=out, stream=-1)
+    with pytest.raises(culstm.InvalidArgumentError, match="stream"):
+        model.forward(good["x"], out=out, stream="default")
+    assert_untouched(out)
+
+
+def test_closed_model_refuses_calls(model, good):
+    out = sentinel_outputs()
+    model.close()
+    with pytest.raises(culstm.InvalidArgumentError, match="closed"):
+        model.forward(good["x"], out=out)
+    with pytest.raises(culstm.InvalidArgumentError, match="closed"):
+        model.plan()
+    assert_untouched(out)
+    model.close()  # closing twice is harmless
+
+
+def test_cuda_backend_without_a_gpu_is_backend_unavailable(rng):
+    if culstm._culstm.cuda_device_count() > 0:
+        pytest.skip("a GPU is present: the cuda backend is available")
+    with pytest.raises(culstm.BackendUnavailableError):
+        random_model(rng, options={"backend": "cuda"})
+
+
+def test_caller_workspace_too_small_is_refused_and_a_large_enough_one_is_used(model, good):
+    """The extension's workspace= path (culstm.torch passes PyTorch-allocated workspaces on CUDA) on the CPU."""
+    x, lengths = good["x"], good["lengths"]
+    want = model.forward(x, lengths)
+    size = model._model.workspace_size("cpu", B, T)
+    assert size > 0
+    out = sentinel_outputs()
+    with pytest.raises(culstm.WorkspaceTooSmallError):
+        model._model.forward(x, lengths, None, None, *out, np.empty(size - 1, np.uint8), 0, 0.0)
+    assert_untouched(out)
+    with pytest.raises(culstm.InvalidArgumentError, match="workspace"):
+        model._model.forward(x, lengths, None, None, *out, np.empty((size, 2), np.uint8)[:, 0], 0, 0.0)
+    assert_untouched(out)
+    model._model.forward(x, lengths, None, None, *out, np.empty(size, np.uint8), 0, 0.0)
+    for got, w in zip(out, want):
+        assert np.array_equal(got, w)
