@@ -27,6 +27,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_lstm_bench import git_commit  # noqa: E402  (one copy of the commit lookup for both benchmarks)
+
 GRID = dict(batch=[1, 8, 32, 64], hidden=[512, 1024], steps=[100, 500], dtype=["f32", "bf16"],
             input=["padded", "packed"])
 # ||culstm - nn.LSTM|| / ||nn.LSTM|| accepted before timing (both differ from exact math by their rounding).
@@ -67,15 +70,6 @@ def describe(c):
     return f"B={c['batch']} H={c['hidden']} T={c['steps']} {c['dtype']} {c['input']}"
 
 
-def git_commit():
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=os.path.dirname(os.path.abspath(__file__)))
-        return out.stdout.strip() if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def main(argv):
     a = parse_args(argv)
     configs = grid(a)
@@ -98,7 +92,7 @@ def main(argv):
                                 f"{datetime.date.today()}-{re.sub(r'[^A-Za-z0-9]+', '-', props.name)}-python")
     os.makedirs(out, exist_ok=True)
     meta = dict(device=props.name, torch=torch.__version__, cuda=str(torch.version.cuda),
-                cudnn=str(torch.backends.cudnn.version()), culstm=culstm.version(), commit=git_commit())
+                cudnn=str(torch.backends.cudnn.version()), culstm=culstm.version(), commit=git_commit() or "unknown")
     print(f"culstm_torch_bench: {props.name}, torch {meta['torch']}, CUDA {meta['cuda']}, cuDNN {meta['cudnn']}, "
           f"culstm {meta['culstm']}, commit {meta['commit']}; {len(configs)} configurations")
     dtypes = {"f32": torch.float32, "bf16": torch.bfloat16}
