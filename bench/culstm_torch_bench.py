@@ -23,7 +23,6 @@ import itertools
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 
