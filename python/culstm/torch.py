@@ -7,6 +7,7 @@ fullgraph=True and torch.export see one opaque op. CUDA tensors run on culstm's 
 stream; CPU tensors on the reference backend (correct, not fast). The op builds the culstm Model from the weight
 tensors it is given and keeps it until a weight changes (another tensor, or an in-place edit)."""
 
+import atexit
 import json
 import math
 import threading
@@ -111,6 +112,17 @@ def _versions(weights):
 
 def _limit(needed, default):
     return max(default, 1 << max(0, int(needed) - 1).bit_length())
+
+
+@atexit.register
+def _release_cached_models():
+    """The caches hold culstm Models and specs for as long as their parameters live, which for a module held by a
+    script's globals is until the interpreter tears its modules down, after the extension's own teardown: nanobind
+    would then report them as leaked objects on every exit. Release them while the interpreter is whole."""
+    global _cache
+    with _cache_lock:
+        _cache = None
+        _config_cache.clear()
 
 
 def _model_for(x, weights, config_text):

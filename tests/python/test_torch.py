@@ -297,3 +297,18 @@ def test_ten_thousand_module_calls_leak_no_memory():
             lstm(packed)
         growth = _rss_kib() - before
     assert growth < 4096, f"RSS grew by {growth} KiB over 10k calls"
+
+
+def test_interpreter_exit_reports_no_leaked_objects():
+    """A script that keeps a module in its globals exits cleanly: the op's caches are released before the
+    extension's teardown, so nanobind finds no live culstm object and prints no leak report."""
+    import subprocess
+    import sys
+    script = ("import torch, culstm, culstm.torch as ct\n"
+              "m = ct.LSTM(4, 6, num_layers=2, bidirectional=True)\n"
+              "with torch.no_grad():\n"
+              "    m(torch.randn(3, 2, 4))\n"
+              "spec = culstm.LstmSpec(input_size=4, hidden_size=6)\n")
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "leaked" not in p.stderr, p.stderr
