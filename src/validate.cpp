@@ -95,7 +95,11 @@ Status check_model_limits(const ModelOptions& options, std::int64_t batch, std::
 Status validate_forward_args(const LstmSpec& spec, const ModelOptions& options, MemoryKind data_memory,
                              const BackendImpl& backend, const ForwardArgs& args, ForwardShape* shape) {
   const TensorView& x = args.x;
-  if (!x.present() || x.data == nullptr) return error(StatusCode::kNullPointer, "x: data is null");
+  // An empty x (a zero batch or step count) may come with no data at all, as frameworks give empty tensors: the
+  // shape checks below say what is wrong with it, which is more use to the caller than "data is null".
+  if (!x.present() || (x.data == nullptr && x.numel() != 0)) {
+    return error(StatusCode::kNullPointer, "x: data is null");
+  }
   if (x.dtype != spec.dtype) {
     return error(StatusCode::kDtypeMismatch, "x: expected dtype ", dtype_name(spec.dtype), ", got ",
                  dtype_name(x.dtype));

@@ -107,6 +107,18 @@ std::vector<BadForwardCase> bad_forward_cases() {
       {"x_wrong_dtype", [](F& f) { f.args.x.dtype = DType::kF16; }, StatusCode::kDtypeMismatch, "x"},
       {"x_on_device", [](F& f) { f.args.x.memory = MemoryKind::kDevice; }, StatusCode::kDeviceMismatch, "x"},
       {"x_zero_steps", [](F& f) { f.args.x.shape[0] = 0; }, StatusCode::kShapeMismatch, "seq_len"},
+      {"x_empty_batch_without_data",
+       [](F& f) {
+         f.args.x.shape[1] = 0;
+         f.args.x.data = nullptr;
+       },
+       StatusCode::kShapeMismatch, "batch: expected >= 1, got 0"},
+      {"x_empty_steps_without_data",
+       [](F& f) {
+         f.args.x.shape[0] = 0;
+         f.args.x.data = nullptr;
+       },
+       StatusCode::kShapeMismatch, "seq_len: expected >= 1, got 0"},
       {"batch_above_max", [](F& f) { f.args.x.shape[1] = 9; }, StatusCode::kExceedsModelLimit, "max_batch"},
       {"seq_above_max", [](F& f) { f.args.x.shape[0] = 17; }, StatusCode::kExceedsModelLimit, "max_seq_len"},
       {"length_negative", [](F& f) { f.lengths[1] = -1; }, StatusCode::kLengthOutOfRange, "lengths[1]"},
