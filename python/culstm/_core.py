@@ -186,8 +186,29 @@ def _empty_like(x, shape):
         cupy = sys.modules["cupy"]
         with x.device:
             return cupy.empty(shape, dtype=x.dtype)
-    raise error("InvalidArgument", f"x: culstm allocates results for NumPy, PyTorch and CuPy arrays; for "
-                                   f"{type(x).__module__}.{type(x).__qualname__} pass out=(y, h_n, c_n)")
+    if _array_api_on_cpu(x):
+        return sys.modules["numpy"].empty(shape, dtype=x.dtype)  # handed back through x's namespace: _in_framework
+    raise error("InvalidArgument", f"x: culstm allocates results for NumPy, PyTorch and CuPy arrays, and for CPU "
+                                   f"arrays of array-API frameworks (JAX, ...); for {type(x).__module__}."
+                                   f"{type(x).__qualname__} pass out=(y, h_n, c_n)")
+
+
+def _array_api_on_cpu(x):
+    """An array of another framework that follows the array API standard (JAX, ...) and lives on the CPU: culstm
+    computes its results in NumPy arrays and hands them back through the framework's own from_dlpack."""
+    if _module_of(x) in ("torch", "numpy", "cupy") or not hasattr(x, "__array_namespace__"):
+        return False
+    try:
+        return x.__dlpack_device__()[0] == 1  # kDLCPU
+    except Exception:  # a producer that cannot say: not this path (forward() reports the array itself)
+        return False
+
+
+def _in_framework(x, result):
+    """A result culstm allocated (see _empty_like), as an array of x's framework."""
+    if _module_of(result) == "numpy" and _array_api_on_cpu(x):
+        return x.__array_namespace__().from_dlpack(result)
+    return result
 
 
 def _stream_handle(stream, x):
@@ -278,8 +299,9 @@ class Model:
         if not isinstance(out, (tuple, list)) or len(out) != 3:
             raise error("InvalidArgument", "out: expected (y, h_n, c_n), each an array or None")
         y, h_n, c_n = out
+        allocated = (y is None, h_n is None, c_n is None)
         shape = getattr(x, "shape", None)
-        if (y is None or h_n is None or c_n is None) and shape is not None and len(shape) == 3:
+        if any(allocated) and shape is not None and len(shape) == 3:
             # Shapes of the results from x's (the library checks x itself before anything is written).
             shapes = result_shapes(self._spec, shape)
             y, h_n, c_n = (a if a is not None else _empty_like(x, s) for a, s in zip((y, h_n, c_n), shapes))
@@ -288,7 +310,7 @@ class Model:
             workspace = self._torch_workspace(x, shape)
         self._model.forward(x, lengths, h0, c0, y, h_n, c_n, workspace, _stream_handle(stream, x),
                             float(padding_value))
-        return y, h_n, c_n
+        return tuple(_in_framework(x, r) if a else r for r, a in zip((y, h_n, c_n), allocated))
 
     def _torch_workspace(self, x, shape):
         """Workspace for a CUDA tensor from PyTorch's caching allocator: stream-ordered like the call, free of
