@@ -379,8 +379,8 @@ bool all_zero(const Array& a) {
   return true;  // +0.0 in every float format is all-zero bytes (a -0.0 state is also refused, harmlessly)
 }
 
-Status import_graph(const onnx::Graph& graph, const std::string& node_name, LstmSpec* spec, Weights* weights) {
-  // The node.
+// The graph's LSTM node named `node_name`, or its only LSTM node when `node_name` is empty.
+Status find_lstm_node(const onnx::Graph& graph, const std::string& node_name, const onnx::Node** out) {
   const onnx::Node* node = nullptr;
   std::string lstm_names;
   int lstm_count = 0;
@@ -402,19 +402,25 @@ Status import_graph(const onnx::Graph& graph, const std::string& node_name, Lstm
     return error(StatusCode::kInvalidArgument, "the ONNX graph has no LSTM node named '", node_name, "' (it has ",
                  lstm_names, ")");
   }
-  const std::string label = str("LSTM node '", node->name, "'");
+  *out = node;
+  return Status::Ok();
+}
 
-  // Its inputs: X, W, R, B, sequence_lens, initial_h, initial_c, P. Constant tensors come from initializers or
-  // Constant nodes.
-  std::deque<Array> arrays;  // owns the converted tensors (a deque: pointers to its elements stay valid)
-  auto constant = [&](const std::string& name, const Array** out) -> Status {
+// The graph's constant tensors by name, from initializers or Constant nodes, converted to Arrays that this object
+// owns (a deque: pointers to its elements stay valid while more are added).
+class GraphConstants {
+ public:
+  explicit GraphConstants(const onnx::Graph& graph) : graph_(graph) {}
+
+  // *out: the constant named `name`, or null when the name is empty or the tensor is computed in the graph.
+  Status find(const std::string& name, const Array** out) {
     *out = nullptr;
     if (name.empty()) return Status::Ok();
     const onnx::Tensor* tensor = nullptr;
-    for (const onnx::Tensor& init : graph.initializers) {
+    for (const onnx::Tensor& init : graph_.initializers) {
       if (init.name == name) tensor = &init;
     }
-    for (const onnx::Node& n : graph.nodes) {
+    for (const onnx::Node& n : graph_.nodes) {
       if (tensor != nullptr) break;
       if (n.op_type != "Constant" || n.outputs.size() != 1 || n.outputs[0] != name) continue;
       for (const onnx::Attribute& attr : n.attributes) {
@@ -422,49 +428,77 @@ Status import_graph(const onnx::Graph& graph, const std::string& node_name, Lstm
       }
     }
     if (tensor == nullptr) return Status::Ok();
-    arrays.emplace_back();
+    arrays_.emplace_back();
     if (tensor->name.empty()) {  // a Constant's value may be unnamed: name it after the node output in messages
       onnx::Tensor named = *tensor;
       named.name = name;
-      CULSTM_RETURN_IF_ERROR(onnx::tensor_to_array(named, &arrays.back()));
+      CULSTM_RETURN_IF_ERROR(onnx::tensor_to_array(named, &arrays_.back()));
     } else {
-      CULSTM_RETURN_IF_ERROR(onnx::tensor_to_array(*tensor, &arrays.back()));
+      CULSTM_RETURN_IF_ERROR(onnx::tensor_to_array(*tensor, &arrays_.back()));
     }
-    *out = &arrays.back();
+    *out = &arrays_.back();
     return Status::Ok();
-  };
-  auto input = [&](std::size_t k) -> std::string { return k < node->inputs.size() ? node->inputs[k] : std::string(); };
-  if (node->inputs.size() > 8) {
-    return error(StatusCode::kFormatError, label, ": has ", node->inputs.size(), " inputs; an ONNX LSTM has at most 8");
   }
-  internal::OnnxLstmTensors t;
+
+ private:
+  const onnx::Graph& graph_;
+  std::deque<Array> arrays_;
+};
+
+// The node's k-th input name; empty when the node has fewer inputs (ONNX's optional inputs may also be "").
+std::string node_input(const onnx::Node& node, std::size_t k) {
+  return k < node.inputs.size() ? node.inputs[k] : std::string();
+}
+
+// The node's weight inputs W, R, B, P (inputs 1, 2, 3, 7), each a constant of the graph; W and R are required.
+Status node_weights(const onnx::Node& node, const std::string& label, GraphConstants* constants,
+                    internal::OnnxLstmTensors* t) {
   const char* roles[4] = {"W", "R", "B", "P"};
   const std::size_t index[4] = {1, 2, 3, 7};
-  const Array** slots[4] = {&t.W, &t.R, &t.B, &t.P};
-  std::string* names[4] = {&t.W_name, &t.R_name, &t.B_name, &t.P_name};
+  const Array** slots[4] = {&t->W, &t->R, &t->B, &t->P};
+  std::string* names[4] = {&t->W_name, &t->R_name, &t->B_name, &t->P_name};
   for (int k = 0; k < 4; ++k) {
-    const std::string name = input(index[k]);
+    const std::string name = node_input(node, index[k]);
     *names[k] = name.empty() ? str(roles[k], " of ", label) : name;
-    CULSTM_RETURN_IF_ERROR(constant(name, slots[k]));
+    CULSTM_RETURN_IF_ERROR(constants->find(name, slots[k]));
     if (!name.empty() && *slots[k] == nullptr) {
       return error(StatusCode::kNotSupported, label, ": its ", roles[k], " input '", name,
                    "' is computed in the graph, not stored as an initializer or Constant; culstm reads constant "
                    "weights only");
     }
   }
-  if (t.W == nullptr || t.R == nullptr) {
-    return error(StatusCode::kFormatError, label, ": missing its ", t.W == nullptr ? "W" : "R", " input");
+  if (t->W == nullptr || t->R == nullptr) {
+    return error(StatusCode::kFormatError, label, ": missing its ", t->W == nullptr ? "W" : "R", " input");
   }
-  // Constant initial states cannot live in Weights: accept zeros (the default), refuse anything else.
+  return Status::Ok();
+}
+
+// Constant initial states (inputs 5, 6) cannot live in Weights: accept zeros (the default), refuse anything else.
+Status check_constant_states(const onnx::Node& node, const std::string& label, GraphConstants* constants) {
   for (std::size_t k : {std::size_t{5}, std::size_t{6}}) {
     const Array* state = nullptr;
-    CULSTM_RETURN_IF_ERROR(constant(input(k), &state));
+    CULSTM_RETURN_IF_ERROR(constants->find(node_input(node, k), &state));
     if (state != nullptr && !all_zero(*state)) {
       return error(StatusCode::kNotSupported, label, ": its ", k == 5 ? "initial_h" : "initial_c", " input '",
-                   input(k), "' is a non-zero constant; culstm takes initial states at run time (pass it as ",
+                   node_input(node, k), "' is a non-zero constant; culstm takes initial states at run time (pass it as ",
                    k == 5 ? "--h0" : "--c0", ")");
     }
   }
+  return Status::Ok();
+}
+
+Status import_graph(const onnx::Graph& graph, const std::string& node_name, LstmSpec* spec, Weights* weights) {
+  const onnx::Node* node = nullptr;
+  CULSTM_RETURN_IF_ERROR(find_lstm_node(graph, node_name, &node));
+  const std::string label = str("LSTM node '", node->name, "'");
+  // Its inputs: X, W, R, B, sequence_lens, initial_h, initial_c, P.
+  if (node->inputs.size() > 8) {
+    return error(StatusCode::kFormatError, label, ": has ", node->inputs.size(), " inputs; an ONNX LSTM has at most 8");
+  }
+  GraphConstants constants(graph);
+  internal::OnnxLstmTensors t;
+  CULSTM_RETURN_IF_ERROR(node_weights(*node, label, &constants, &t));
+  CULSTM_RETURN_IF_ERROR(check_constant_states(*node, label, &constants));
   internal::OnnxLstmAttributes attributes;
   CULSTM_RETURN_IF_ERROR(node_attributes(*node, &attributes));
   return internal::onnx_to_canonical(attributes, t, LstmSpec(), {}, spec, weights);
