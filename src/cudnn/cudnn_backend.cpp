@@ -19,7 +19,7 @@
 #include <string>
 
 #include "../backend.h"
-#include "../detail.h"
+#include "detail.h"
 #include "cudnn_backend.h"
 #include "cudnn_host.h"
 
@@ -41,7 +41,7 @@
 #include <vector>
 
 #include "cuda_check.h"
-#include "cudnn_status.h"
+#include "cudnn/cudnn_status.h"
 #include "../float16.h"
 #include "cudnn_kernels.h"
 #include "lengths_upload.h"
