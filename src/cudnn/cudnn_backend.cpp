@@ -11,9 +11,9 @@
 //     plus data/state descriptors cached per call shape, so steady-state forward creates nothing.
 //   forward: checks what cuDNN cannot take (lengths 0), uploads the lengths into the workspace (the shared upload,
 //     gpu/lengths_upload.h: kernel parameters, no pageable copy), reverses the sequences for direction = reverse,
-//     then one cudnnRNNForward on the caller's stream (cudnnSetStream, restored after). No allocation and no host synchronization, except the documented
-//     first call of a new shape: creating its descriptors allocates host memory, and under cudnn_algo = auto the
-//     algorithms are timed (cudaEventSynchronize).
+//     then one cudnnRNNForward on the caller's stream (cudnnSetStream, restored after). No allocation and no host
+//     synchronization, except the documented first call of a new shape: creating its descriptors allocates host
+//     memory, and under cudnn_algo = auto the algorithms are timed (cudaEventSynchronize).
 // Profiling (docs/profiling.md): culstm::forward's `culstm/forward` NVTX range only; one cudnnRNNForward runs every
 // layer, so there is no per-layer host code to mark.
 #include <string>
