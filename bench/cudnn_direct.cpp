@@ -21,7 +21,7 @@ const cudnnRNNAlgo_t kAlgos[] = {CUDNN_RNN_ALGO_STANDARD, CUDNN_RNN_ALGO_PERSIST
                                  CUDNN_RNN_ALGO_PERSIST_STATIC_SMALL_H, CUDNN_RNN_ALGO_PERSIST_DYNAMIC};
 
 // cuDNN refusing this configuration or algorithm is recorded as "unsupported", not as a failure: decided on the
-// status code and the algorithm the call was made for by the cudnn backend's own rule (src/cudnn/cudnn_status.h;
+// status code and the algorithm the call was made for by the cudnn backend's own rule (internal/cudnn/cudnn_status.h;
 // calls about no algorithm in particular read with STANDARD's, the strict one).
 Outcome check(cudnnStatus_t st, const char* what, cudnnRNNAlgo_t algo = CUDNN_RNN_ALGO_STANDARD) {
   if (st == CUDNN_STATUS_SUCCESS) return {};

@@ -1,6 +1,6 @@
-// gpu/cuda_check.h: the check macro of culstm's CUDA runtime calls (gpu_status.h), for the cuda backend and the
-// kernels' launchers. Kept apart from gpu_status.h so that a file with a macro of that name of its own can include
-// gpu_status.h.
+// gpu/cuda_check.h: the one check macro of culstm's CUDA runtime calls (gpu_status.h), for both GPU backends and
+// the kernels' launchers. Kept apart from gpu_status.h so that a header can use the Status helpers without
+// defining a macro in every file that includes it.
 #pragma once
 
 #include "gpu_status.h"

@@ -1,7 +1,7 @@
 // gpu/gpu_status.h: the GPU support both GPU backends and the kernels share (docs/design.md): CUDA runtime
 // return codes as culstm::Status (every code is checked), the pending-error check, the capture query, the device
 // guard and the launch check. Depends on the public headers and the CUDA runtime only. No macros here
-// (cuda_check.h has the check macro), so that the cudnn backend, which has CHECK macros of its own, can include it.
+// (cuda_check.h has the check macro).
 #pragma once
 
 #include <cuda_runtime_api.h>

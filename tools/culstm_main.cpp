@@ -163,19 +163,7 @@ int fail(const Status& st) {
 // ---------------------------------------------------------------------------------------------------------------
 
 int cmd_info() {
-  std::printf("%s", build_info().c_str());
-  std::string why;
-  const int devices = cuda_device_count(&why);
-  if (devices == 0) {
-    std::printf("gpus: none (%s)\n", why.c_str());
-  } else {
-    std::printf("gpus: %d\n", devices);
-  }
-  for (Backend b : {Backend::kReference, Backend::kCuda, Backend::kCudnn}) {
-    why.clear();
-    const bool ok = backend_available(b, &why);
-    std::printf("backend %-9s %s%s\n", backend_name(b), ok ? "available" : "unavailable: ", ok ? "" : why.c_str());
-  }
+  std::printf("%s", system_info().c_str());
   return 0;
 }
 

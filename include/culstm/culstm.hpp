@@ -170,5 +170,10 @@ CULSTM_API Status forward(Context& ctx, const Model& model, const ForwardArgs& a
 CULSTM_API const char* version() noexcept;
 // Build configuration, one "key: value" per line (CUDA architectures, cuBLAS/cuDNN versions, backends).
 CULSTM_API std::string build_info();
+// build_info(), then what this process can run: "gpus: N" (or "gpus: none (reason)") and one line per backend,
+// "backend <name> available" or "backend <name> unavailable: <reason>" (names padded to one column; the same
+// answers as cuda_device_count and backend_available). The text `culstm info` prints and Python's culstm.info()
+// returns.
+CULSTM_API std::string system_info();
 
 }  // namespace culstm

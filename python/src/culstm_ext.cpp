@@ -562,20 +562,6 @@ nb::ndarray<nb::numpy, float> get_weight(Weights& w, int layer, int dir, const s
   return nb::ndarray<nb::numpy, float>(copy->data(), {copy->size()}, owner);
 }
 
-std::string info_text() {
-  // The text `culstm info` prints: build configuration, GPUs, backends.
-  std::string text = build_info();
-  std::string why;
-  const int devices = cuda_device_count(&why);
-  text += devices == 0 ? "gpus: none (" + why + ")\n" : "gpus: " + std::to_string(devices) + "\n";
-  for (Backend b : {Backend::kReference, Backend::kCuda, Backend::kCudnn}) {
-    why.clear();
-    const bool ok = backend_available(b, &why);
-    text += std::string("backend ") + backend_name(b) + (ok ? " available" : " unavailable: " + why) + "\n";
-  }
-  return text;
-}
-
 }  // namespace
 }  // namespace python
 }  // namespace culstm
@@ -599,7 +585,7 @@ NB_MODULE(_culstm, m) {
   m.def("status_codes", &status_codes, "[(code, name)] for every StatusCode but Ok");
   m.def("_register_error_class", [](int code, nb::object cls) { error_classes()[code] = std::move(cls); });
   m.def("version", []() { return std::string(version()); });
-  m.def("info", &info_text);
+  m.def("info", &system_info);  // the text `culstm info` prints
   m.def("cuda_device_count", []() { return cuda_device_count(); });
   m.def("backend_available", [](const std::string& backend) {
     std::string why;

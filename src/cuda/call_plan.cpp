@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "../detail.h"
+#include "detail.h"
 
 namespace culstm {
 namespace cuda_backend {

@@ -4,7 +4,7 @@
 
 #include <cublas_api.h>
 
-#include "../detail.h"
+#include "detail.h"
 
 namespace culstm {
 

@@ -7,7 +7,7 @@
 //   after       h_n / c_n.
 // forward() allocates nothing on the device, never synchronizes the host, and uses no stream but the caller's
 // (graph capture happens on a Context-owned stream that runs nothing; the graph is launched on the caller's).
-#include "cuda_backend.h"
+#include "cuda/cuda_backend.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "../backend.h"
-#include "../detail.h"
+#include "detail.h"
 #include "call_plan.h"
 #include "cublas_status.h"
 #include "cuda_check.h"

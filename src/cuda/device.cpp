@@ -2,10 +2,11 @@
 #include <cublas_api.h>
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <string>
 
 #include "../backend.h"
-#include "../detail.h"
+#include "detail.h"
 
 #if CULSTM_WITH_CUDNN
 #include <cudnn.h>
@@ -71,6 +72,21 @@ std::string build_info() {
 #else
   out += "cudnn: not built (CULSTM_WITH_CUDNN=OFF)\n";
 #endif
+  return out;
+}
+
+std::string system_info() {
+  std::string out = build_info();
+  std::string why;
+  const int devices = cuda_device_count(&why);
+  out += devices == 0 ? detail::str("gpus: none (", why, ")\n") : detail::str("gpus: ", devices, "\n");
+  for (Backend b : {Backend::kReference, Backend::kCuda, Backend::kCudnn}) {
+    why.clear();
+    std::string name = backend_name(b);
+    name.resize(std::max<std::size_t>(name.size(), 9), ' ');  // the longest name, "reference": one column
+    out += backend_available(b, &why) ? detail::str("backend ", name, " available\n")
+                                      : detail::str("backend ", name, " unavailable: ", why, "\n");
+  }
   return out;
 }
 

@@ -3,7 +3,7 @@
 
 #include <utility>
 
-#include "../detail.h"
+#include "detail.h"
 #include "persistent_traits.h"
 
 namespace culstm {

@@ -5,7 +5,7 @@
 #include <climits>
 #include <optional>
 
-#include "../detail.h"
+#include "detail.h"
 #include "../nvtx.h"
 
 namespace culstm {

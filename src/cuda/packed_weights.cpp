@@ -3,7 +3,7 @@
 
 #include <cstring>
 
-#include "../detail.h"
+#include "detail.h"
 #include "../float16.h"
 
 namespace culstm {

@@ -9,17 +9,17 @@
 //   Context (CudnnContext): the cudnnHandle_t forward runs on, two timing events, and per Model the RNN
 //     descriptors it runs with (cudnnBuildRNNDynamic writes into a descriptor, so none is shared between threads)
 //     plus data/state descriptors cached per call shape, so steady-state forward creates nothing.
-//   forward: checks what cuDNN cannot take (lengths 0), uploads the lengths into the workspace (kernel parameters,
-//     no pageable copy), reverses the sequences for direction = reverse, then one cudnnRNNForward on the caller's
-//     stream (cudnnSetStream, restored after). No allocation and no host synchronization, except the documented
-//     first call of a new shape: creating its descriptors allocates host memory, and under cudnn_algo = auto the
-//     algorithms are timed (cudaEventSynchronize).
+//   forward: checks what cuDNN cannot take (lengths 0), uploads the lengths into the workspace (the shared upload,
+//     gpu/lengths_upload.h: kernel parameters, no pageable copy), reverses the sequences for direction = reverse,
+//     then one cudnnRNNForward on the caller's stream (cudnnSetStream, restored after). No allocation and no host
+//     synchronization, except the documented first call of a new shape: creating its descriptors allocates host
+//     memory, and under cudnn_algo = auto the algorithms are timed (cudaEventSynchronize).
 // Profiling (docs/profiling.md): culstm::forward's `culstm/forward` NVTX range only; one cudnnRNNForward runs every
 // layer, so there is no per-layer host code to mark.
 #include <string>
 
 #include "../backend.h"
-#include "../detail.h"
+#include "detail.h"
 #include "cudnn_backend.h"
 #include "cudnn_host.h"
 
@@ -40,10 +40,11 @@
 #include <utility>
 #include <vector>
 
-#include "gpu_status.h"
-#include "cudnn_status.h"
+#include "cuda_check.h"
+#include "cudnn/cudnn_status.h"
 #include "../float16.h"
 #include "cudnn_kernels.h"
+#include "lengths_upload.h"
 #endif
 
 namespace culstm {
@@ -102,26 +103,12 @@ Status cudnn_error(cudnnStatus_t st, const char* call) {
   return error(StatusCode::kCudnnError, "backend cudnn: ", call, ": ", cudnn_status::message(st));
 }
 
-Status cuda_error(cudaError_t err, const char* what) {
-  cudaGetLastError();  // consumed where it is reported (gpu/gpu_status.h)
-  return error(StatusCode::kCudaError, "backend cudnn: ", what, ": ", cudaGetErrorName(err), " (",
-               cudaGetErrorString(err), ")");
-}
-
 #define CULSTM_CUDNN_CHECK(call)                                     \
   do {                                                               \
     const cudnnStatus_t culstm_st_ = (call);                         \
     if (culstm_st_ != CUDNN_STATUS_SUCCESS) {                        \
       return cudnn_error(culstm_st_, #call);                         \
     }                                                                \
-  } while (0)
-
-#define CULSTM_CUDA_CHECK(call, what)                  \
-  do {                                                 \
-    const cudaError_t culstm_err_ = (call);            \
-    if (culstm_err_ != cudaSuccess) {                  \
-      return cuda_error(culstm_err_, what);            \
-    }                                                  \
   } while (0)
 
 // A cuDNN call's result, kept so a caller can tell "cuDNN refuses this configuration" (cudnn_status::refused, which
@@ -190,7 +177,7 @@ class DeviceBuffer {
     if (p_ != nullptr) cudaFree(p_);
   }
   Status allocate(std::size_t bytes) {
-    CULSTM_CUDA_CHECK(cudaMalloc(&p_, std::max<std::size_t>(bytes, 1)), "cudaMalloc (weight space)");
+    CULSTM_RETURN_IF_ERROR(cuda_status(cudaMalloc(&p_, std::max<std::size_t>(bytes, 1)), "cudaMalloc (weight space)"));
     bytes_ = bytes;
     return Status::Ok();
   }
@@ -209,7 +196,7 @@ class Event {
   Event& operator=(const Event&) = delete;
   ~Event() { reset(); }
   Status create() {
-    CULSTM_CUDA_CHECK(cudaEventCreate(&e_), "cudaEventCreate");
+    CULSTM_CUDA_CHECK(cudaEventCreate(&e_));
     return Status::Ok();
   }
   cudaEvent_t get() const { return e_; }
@@ -643,8 +630,8 @@ Status CudnnBackend::pack(int a, std::size_t bytes, const Weights& weights, cudn
   const CudnnWeightLayout layout(handle_.get(), st.desc.get(), bytes, buf.get(), m_desc, b_desc);
   std::vector<std::uint8_t> image;
   CULSTM_RETURN_IF_ERROR(cudnn_host::pack_weight_space(spec_, weights, layout, &image));
-  CULSTM_CUDA_CHECK(cudaMemcpy(buf.get(), image.data(), image.size(), cudaMemcpyHostToDevice),
-                    "cudaMemcpy (weight space upload)");
+  CULSTM_RETURN_IF_ERROR(cuda_status(cudaMemcpy(buf.get(), image.data(), image.size(), cudaMemcpyHostToDevice),
+                                     "cudaMemcpy (weight space upload)"));
   st.weight_space = static_cast<int>(weight_spaces_.size());
   weight_spaces_.push_back(std::move(buf));
   packed->push_back({bytes, a});
@@ -1038,13 +1025,14 @@ Status CudnnBackend::tune(CudnnContext& ctx, ModelEntry& me, const TuneKey& key,
         result.skipped[a] = o.text();
         continue;
       }
-      CULSTM_CUDA_CHECK(cudaEventRecord(ctx.start.get(), stream), "cudaEventRecord");
+      CULSTM_CUDA_CHECK(cudaEventRecord(ctx.start.get(), stream));
       for (int k = 0; k < kTuneRuns && o.ok(); ++k) CULSTM_RETURN_IF_ERROR(run(ctx, me, kAlgos[a], call, &o));
       if (!o.ok()) return error(StatusCode::kCudnnError, "backend cudnn: ", cudnn_algo_name(kAlgos[a]), ": ", o.text());
-      CULSTM_CUDA_CHECK(cudaEventRecord(ctx.stop.get(), stream), "cudaEventRecord");
-      CULSTM_CUDA_CHECK(cudaEventSynchronize(ctx.stop.get()), "cudaEventSynchronize (cudnn_algo = auto timing)");
+      CULSTM_CUDA_CHECK(cudaEventRecord(ctx.stop.get(), stream));
+      CULSTM_RETURN_IF_ERROR(
+          cuda_status(cudaEventSynchronize(ctx.stop.get()), "cudaEventSynchronize (cudnn_algo = auto timing)"));
       float ms = 0.0f;
-      CULSTM_CUDA_CHECK(cudaEventElapsedTime(&ms, ctx.start.get(), ctx.stop.get()), "cudaEventElapsedTime");
+      CULSTM_CUDA_CHECK(cudaEventElapsedTime(&ms, ctx.start.get(), ctx.stop.get()));
       result.ms[a] = ms / kTuneRuns;
       if (best_ms < 0.0f || result.ms[a] < best_ms) {
         best_ms = result.ms[a];
@@ -1072,16 +1060,16 @@ Status CudnnBackend::tune(CudnnContext& ctx, ModelEntry& me, const TuneKey& key,
   return Status::Ok();
 }
 
-Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, const ForwardShape& /*shape*/,
+Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, const ForwardShape& call_shape,
                              Stream stream) const {
   auto& ctx = static_cast<CudnnContext&>(ctx_base);
   const bool batch_major = spec_.layout == BatchLayout::kBatchMajor;
-  const std::int64_t T = batch_major ? args.x.shape[1] : args.x.shape[0];
-  const std::int64_t B = batch_major ? args.x.shape[0] : args.x.shape[1];
-  const auto* lengths = static_cast<const std::int32_t*>(args.lengths.data);
+  const std::int64_t T = call_shape.seq_len;
+  const std::int64_t B = call_shape.batch;
+  // Validation keeps the host lengths only when some sequence is shorter than T (T >= 1): null means all are T.
+  const std::int32_t* lengths = call_shape.lengths;
   CULSTM_RETURN_IF_ERROR(cudnn_host::check_lengths(lengths, B));
-  bool full = true;
-  for (std::int64_t b = 0; lengths != nullptr && b < B; ++b) full = full && lengths[b] == T;
+  const bool full = lengths == nullptr;
 
   DeviceGuard device;
   CULSTM_RETURN_IF_ERROR(device.enter(options_.device));
@@ -1167,8 +1155,10 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, con
   void* x_rev = base + ws.x_rev;
   void* y_scratch = base + ws.y;
 
-  CULSTM_CUDA_CHECK(cudnn_kernels::store_lengths(lengths, B, static_cast<std::int32_t>(T), dev_lengths, cuda_stream),
-                    "store_lengths launch");
+  for (std::int64_t first = 0; first < B; first += gpu::kLengthsPerLaunch) {
+    CULSTM_RETURN_IF_ERROR(
+        gpu::launch_upload_lengths(gpu::lengths_chunk(shape->lengths.data(), B, first, dev_lengths), stream));
+  }
   Call call{};
   call.shape = shape;
   call.dev_lengths = dev_lengths;
@@ -1184,9 +1174,8 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, con
   call.reserve_bytes = ws.reserve_bytes;
   const std::size_t elem = dtype_size(spec_.dtype);
   if (config_.reversed) {
-    CULSTM_CUDA_CHECK(cudnn_kernels::reverse_sequences(args.x.data, x_rev, dev_lengths, B, T, spec_.input_size, elem,
-                                                       batch_major, false, 0, cuda_stream),
-                      "reverse_sequences (x) launch");
+    CULSTM_RETURN_IF_ERROR(cudnn_kernels::reverse_sequences(args.x.data, x_rev, dev_lengths, B, T, spec_.input_size,
+                                                            elem, batch_major, false, 0, cuda_stream));
     call.x = x_rev;
   }
 
@@ -1224,9 +1213,9 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, con
     return error(StatusCode::kCudnnError, "backend cudnn: ", o.text());
   }
   if (config_.reversed && args.y.data != nullptr) {
-    CULSTM_CUDA_CHECK(cudnn_kernels::reverse_sequences(y_scratch, args.y.data, dev_lengths, B, T, spec_.output_size(),
-                                                       elem, batch_major, true, padding_bits, cuda_stream),
-                      "reverse_sequences (y) launch");
+    CULSTM_RETURN_IF_ERROR(cudnn_kernels::reverse_sequences(y_scratch, args.y.data, dev_lengths, B, T,
+                                                            spec_.output_size(), elem, batch_major, true,
+                                                            padding_bits, cuda_stream));
   }
   return Status::Ok();
 }

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <string>
 
-#include "../detail.h"
+#include "detail.h"
 #include "../float16.h"
 
 namespace culstm {

@@ -1,30 +1,14 @@
-// Device helpers of the cuDNN backend: upload the sequence lengths, and reverse each sequence's valid prefix (the
-// reverse-only direction runs as a forward cuDNN LSTM on time-reversed sequences; docs/cudnn_backend.md).
+// The cuDNN backend's device helper: reverse each sequence's valid prefix (the reverse-only direction runs as a
+// forward cuDNN LSTM on time-reversed sequences; docs/cudnn_backend.md).
 #include <algorithm>
+#include <string>
 
 #include "cudnn_kernels.h"
+#include "gpu_status.h"
 
 namespace culstm {
 namespace cudnn_kernels {
 namespace {
-
-struct LengthsChunk {
-  std::int32_t count;
-  std::int32_t values[kLengthsPerLaunch];
-};
-
-__global__ void store_lengths_kernel(const LengthsChunk chunk, std::int32_t* dst) {
-  for (int b = blockIdx.x * blockDim.x + threadIdx.x; b < chunk.count; b += gridDim.x * blockDim.x) {
-    dst[b] = chunk.values[b];
-  }
-}
-
-__global__ void fill_lengths_kernel(std::int32_t value, std::int64_t batch, std::int32_t* dst) {
-  for (std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; b < batch;
-       b += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    dst[b] = value;
-  }
-}
 
 template <typename E>
 __global__ void reverse_kernel(const E* __restrict__ src, E* __restrict__ dst, const std::int32_t* __restrict__ lengths,
@@ -49,33 +33,11 @@ __global__ void reverse_kernel(const E* __restrict__ src, E* __restrict__ dst, c
   }
 }
 
-unsigned grid_for(std::int64_t work, int per_block) {
-  const std::int64_t blocks = (work + per_block - 1) / per_block;
-  return static_cast<unsigned>(std::max<std::int64_t>(1, std::min<std::int64_t>(blocks, 65535)));
-}
-
 }  // namespace
 
-cudaError_t store_lengths(const std::int32_t* lengths, std::int64_t batch, std::int32_t steps, std::int32_t* dst,
-                          cudaStream_t stream) {
-  if (lengths == nullptr) {
-    fill_lengths_kernel<<<grid_for(batch, 256), 256, 0, stream>>>(steps, batch, dst);
-    return cudaGetLastError();
-  }
-  for (std::int64_t first = 0; first < batch; first += kLengthsPerLaunch) {
-    LengthsChunk chunk;
-    chunk.count = static_cast<std::int32_t>(std::min<std::int64_t>(kLengthsPerLaunch, batch - first));
-    for (int k = 0; k < chunk.count; ++k) chunk.values[k] = lengths[first + k];
-    store_lengths_kernel<<<grid_for(chunk.count, 256), 256, 0, stream>>>(chunk, dst + first);
-    const cudaError_t err = cudaGetLastError();
-    if (err != cudaSuccess) return err;
-  }
-  return cudaSuccess;
-}
-
-cudaError_t reverse_sequences(const void* src, void* dst, const std::int32_t* lengths, std::int64_t batch,
-                              std::int64_t steps, std::int64_t features, std::size_t element_size, bool batch_major,
-                              bool fill, std::uint32_t fill_bits, cudaStream_t stream) {
+Status reverse_sequences(const void* src, void* dst, const std::int32_t* lengths, std::int64_t batch,
+                         std::int64_t steps, std::int64_t features, std::size_t element_size, bool batch_major,
+                         bool fill, std::uint32_t fill_bits, cudaStream_t stream) {
   const std::int64_t rows = batch * steps;
   const unsigned grid = static_cast<unsigned>(std::max<std::int64_t>(1, std::min<std::int64_t>(rows, 65535)));
   const int block = features >= 256 ? 256 : features >= 64 ? 128 : 32;
@@ -88,9 +50,10 @@ cudaError_t reverse_sequences(const void* src, void* dst, const std::int32_t* le
         static_cast<const std::uint16_t*>(src), static_cast<std::uint16_t*>(dst), lengths, batch, steps, features,
         batch_major, fill, static_cast<std::uint16_t>(fill_bits));
   } else {
-    return cudaErrorInvalidValue;
+    return Status(StatusCode::kInternal, "reverse_sequences: element_size " + std::to_string(element_size) +
+                                             " (expected 2 or 4)");
   }
-  return cudaGetLastError();
+  return check_launch("reverse_sequences");
 }
 
 }  // namespace cudnn_kernels

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "../backend.h"
-#include "../detail.h"
+#include "detail.h"
 #include "../float16.h"
 #include "../nvtx.h"
 #include "cell_math.h"

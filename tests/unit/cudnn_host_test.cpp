@@ -618,7 +618,7 @@ TEST(CudnnCapture, PersistDynamicBuildUnderCaptureIsRefusedNamingTheBatchAndWhoC
 }
 
 #if CULSTM_WITH_CUDNN
-// How a cuDNN status reads (src/cudnn/cudnn_status.h): a plain BAD_PARAM is a refusal from a persistent algorithm
+// How a cuDNN status reads (internal/cudnn/cudnn_status.h): a plain BAD_PARAM is a refusal from a persistent algorithm
 // (its limits), but an error from STANDARD, which takes whatever the RNN API can express; misuse sub-codes and
 // the environment's failures are never refusals.
 TEST(CudnnStatus, BadParamFromStandardIsAnErrorNotARefusal) {

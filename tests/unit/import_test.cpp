@@ -1,4 +1,4 @@
-// Importers (src/io/import.h): each naming convention read back exactly into the canonical weights, convention
+// Importers (internal/io/import.h): each naming convention read back exactly into the canonical weights, convention
 // detection, the .onnx reader, and one test per kind of bad input (corrupt, truncated, wrong dtype, wrong shape,
 // missing tensor, unsupported option), each checking the StatusCode and that the message names the culprit.
 #include <gtest/gtest.h>

@@ -315,6 +315,26 @@ TEST(ModelCreate, RejectsBadOptions) {
   EXPECT_EQ(Model::create(spec, w, ModelOptions{}, nullptr).code(), StatusCode::kNullPointer);
 }
 
+// system_info() (what `culstm info` prints and Python's culstm.info() returns) is build_info(), then the GPU count
+// and every backend's availability as cuda_device_count and backend_available answer them, one line each.
+TEST(SystemInfo, BuildInfoThenGpusThenEveryBackend) {
+  const std::string info = system_info();
+  const std::string build = build_info();
+  ASSERT_EQ(info.compare(0, build.size(), build), 0) << info;
+  const std::string rest = info.substr(build.size());
+  std::string why;
+  const int devices = cuda_device_count(&why);
+  std::string expected = devices == 0 ? "gpus: none (" + why + ")\n" : "gpus: " + std::to_string(devices) + "\n";
+  expected += "backend reference available\n";
+  why.clear();
+  expected += backend_available(Backend::kCuda, &why) ? "backend cuda      available\n"
+                                                      : "backend cuda      unavailable: " + why + "\n";
+  why.clear();
+  expected += backend_available(Backend::kCudnn, &why) ? "backend cudnn     available\n"
+                                                       : "backend cudnn     unavailable: " + why + "\n";
+  EXPECT_EQ(rest, expected);
+}
+
 TEST(ModelCreate, GpuBackendsSayWhyTheyCannotRunHere) {
   std::string why;
   if (backend_available(Backend::kCuda, &why)) GTEST_SKIP() << "a CUDA device is present; covered by the GPU tests";
