@@ -2,6 +2,7 @@
 PYTHONPATH=build/test/python)."""
 
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -47,3 +48,23 @@ def random_model(rng, input_size=3, hidden_size=5, proj_size=0, num_layers=1, bi
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def run_in_threads(worker, count=4):
+    """Runs worker(k) for k in range(count), all at once in threads, and re-raises the first exception a worker
+    raised: an exception inside a thread is otherwise only printed, and the test would pass without its checks."""
+    errors = []
+
+    def guarded(k):
+        try:
+            worker(k)
+        except BaseException as e:  # noqa: BLE001 (re-raised in the test's thread below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=guarded, args=(k,)) for k in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import culstm
-from conftest import random_model
+from conftest import random_model, run_in_threads
 
 CLI = os.environ.get("CULSTM_CLI")
 
@@ -186,11 +186,7 @@ def test_threads_sharing_a_model_give_single_threaded_bits(rng):
                 if not all(np.array_equal(g, e) for g, e in zip(got, expected[i])):
                     failures.append((k, i))
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(worker)
     assert not failures
 
 

@@ -6,11 +6,10 @@ NOT YET RUN ON A GPU: written in a session without one. Its bounds are the C++ G
 tests/gpu/cuda_backend_test.cpp)."""
 
 import os
-import threading
 
 import pytest
 
-from conftest import import_torch
+from conftest import import_torch, run_in_threads
 
 torch = import_torch()
 import culstm  # noqa: E402
@@ -179,7 +178,7 @@ def test_threads_sharing_one_module_on_cuda():
     torch.cuda.synchronize()
     failures = []
 
-    def worker():
+    def worker(_):
         stream = torch.cuda.Stream()
         with torch.inference_mode(), torch.cuda.stream(stream):
             for _ in range(10):
@@ -189,11 +188,7 @@ def test_threads_sharing_one_module_on_cuda():
                     if not torch.equal(y, e):
                         failures.append(1)
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(worker)
     assert not failures
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from conftest import import_torch
+from conftest import import_torch, run_in_threads
 
 torch = import_torch()
 import culstm  # noqa: E402
@@ -257,7 +257,6 @@ def test_core_forward_on_torch_tensors_writes_out_and_refuses_without_writing():
 
 
 def test_threads_sharing_one_module_give_single_threaded_bits():
-    import threading
     torch.manual_seed(13)
     lstm = culstm.torch.LSTM(4, 6, 2, bidirectional=True, proj_size=3)
     inputs = [torch.randn(7, 3, 4) for _ in range(6)]
@@ -266,7 +265,7 @@ def test_threads_sharing_one_module_give_single_threaded_bits():
         expected = [lstm(x, lengths=lengths) for x in inputs]
     failures = []
 
-    def worker():
+    def worker(_):
         with torch.no_grad():
             for _ in range(20):
                 for x, (ey, (eh, ec)) in zip(inputs, expected):
@@ -274,11 +273,7 @@ def test_threads_sharing_one_module_give_single_threaded_bits():
                     if not (torch.equal(y, ey) and torch.equal(h, eh) and torch.equal(c, ec)):
                         failures.append(1)
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(worker)
     assert not failures
 
 
