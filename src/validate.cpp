@@ -50,11 +50,13 @@ Status check_tensor(const char* name, const TensorView& t, bool required, DType 
   return Status::Ok();
 }
 
-bool overlaps(const TensorView& a, const TensorView& b) {
-  if (a.data == nullptr || b.data == nullptr) return false;
-  const auto a0 = reinterpret_cast<std::uintptr_t>(a.data), b0 = reinterpret_cast<std::uintptr_t>(b.data);
-  return a0 < b0 + b.bytes() && b0 < a0 + a.bytes();
+bool overlaps(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes) {
+  if (a == nullptr || b == nullptr) return false;
+  const auto a0 = reinterpret_cast<std::uintptr_t>(a), b0 = reinterpret_cast<std::uintptr_t>(b);
+  return a0 < b0 + b_bytes && b0 < a0 + a_bytes;
 }
+
+bool overlaps(const TensorView& a, const TensorView& b) { return overlaps(a.data, a.bytes(), b.data, b.bytes()); }
 
 }  // namespace
 
@@ -174,6 +176,18 @@ Status validate_forward_args(const LstmSpec& spec, const ModelOptions& options, 
   if (need > 0 && args.workspace == nullptr) {
     return error(StatusCode::kNullPointer, "workspace: data is null but ", need, " bytes are required");
   }
+  // The backends write the workspace's first `need` bytes while they read the inputs and write the outputs.
+  const auto workspace_clear_of = [&](const auto& named_tensors) {
+    for (const auto& [name, tensor] : named_tensors) {
+      if (overlaps(args.workspace, need, tensor->data, tensor->bytes())) {
+        return error(StatusCode::kInvalidArgument, "workspace: its first ", need, " bytes overlap ", name,
+                     "; pass a separate buffer");
+      }
+    }
+    return Status::Ok();
+  };
+  CULSTM_RETURN_IF_ERROR(workspace_clear_of(inputs));
+  CULSTM_RETURN_IF_ERROR(workspace_clear_of(outputs));
   *shape = sizes;
   return Status::Ok();
 }

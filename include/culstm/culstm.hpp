@@ -101,7 +101,8 @@ class CULSTM_API Plan {
 //   y        [T, B, D*R] or [B, T, D*R] spec.dtype; steps t >= lengths[b] hold padding_value  optional
 //   h_n      [L*D, B, R], c_n [L*D, B, H]: state after each sequence's own last step     optional
 //   workspace: at least Model::workspace_size(B, T) bytes, host memory for the reference backend, device memory
-//              for GPU backends; may be null when that size is 0.
+//              for GPU backends; may be null when that size is 0. Its first workspace_size(B, T) bytes must not
+//              overlap any tensor above (InvalidArgument).
 // Data tensors live where the backend computes (host for reference, device for cuda/cudnn); `lengths` lives on
 // the host for every backend.
 struct ForwardArgs {

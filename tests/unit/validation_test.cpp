@@ -45,6 +45,7 @@ struct Fixture {
     std::size_t bytes = 0;
     EXPECT_TRUE(model->workspace_size(B, T, &bytes).ok());
     workspace.resize(bytes);
+    EXPECT_GE(bytes, y.size() * sizeof(float));  // the cases that move a tensor into the workspace need the room
     args.x = TensorView::host(x.data(), DType::kF32, {T, B, 4});
     args.lengths = TensorView::host(lengths.data(), DType::kI32, {B});
     args.h0 = TensorView::host(h0.data(), DType::kF32, {4, B, 3});
@@ -151,6 +152,17 @@ std::vector<BadForwardCase> bad_forward_cases() {
        "overlaps input h0"},
       {"c_n_overlaps_y", [](F& f) { f.args.c_n.data = f.y.data() + 1; }, StatusCode::kInvalidArgument,
        "overlaps output"},
+      // The tensor is moved into the workspace (which is larger), so a missed check writes no memory it does not own.
+      {"y_inside_workspace", [](F& f) { f.args.y.data = f.workspace.data() + f.workspace.size() - f.y.size() * 4; },
+       StatusCode::kInvalidArgument, "workspace: its first"},
+      {"x_inside_workspace", [](F& f) { f.args.x.data = f.workspace.data() + 8; }, StatusCode::kInvalidArgument,
+       "overlap x"},
+      {"c0_in_workspace",
+       [](F& f) {
+         std::memcpy(f.workspace.data(), f.c0.data(), f.c0.size() * 4);
+         f.args.c0.data = f.workspace.data();
+       },
+       StatusCode::kInvalidArgument, "overlap c0"},
       {"x_rank5",
        [](F& f) {
          f.args.x = TensorView::host(f.x.data(), DType::kF32, {1, F::T, F::B, 4, 1});
