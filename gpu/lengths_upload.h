@@ -22,6 +22,7 @@ struct UploadLengthsParams {
   int count = 0;
   int values[kLengthsPerLaunch] = {};
 };
+static_assert(sizeof(UploadLengthsParams) <= 4096, "kernel parameters beyond 4 KiB need CUDA 12.1+ and Volta+");
 
 // The launch for lengths [first, first + kLengthsPerLaunch) of `host` ([batch] values) into `dst`.
 inline UploadLengthsParams lengths_chunk(const std::int32_t* host, std::int64_t batch, std::int64_t first, int* dst) {

@@ -783,6 +783,25 @@ TEST(HostEnginesLargeBatch, SeveralBatchChunksPerStepMatchReference) {
   }
 }
 
+// A batch above gpu::kLengthsPerLaunch: the lengths reach the device in two upload launches (the GPU tests'
+// batches are all far smaller, so only this test runs that loop). Every sequence's length, including those of the
+// second launch, must reach the kernels: each row's padding, values and final state are checked.
+TEST(HostEnginesLargeBatch, LengthsUploadedInSeveralLaunchesMatchReference) {
+  const std::int64_t B = gpu::kLengthsPerLaunch + 17;
+  const Config c = {DType::kF32, 1, Direction::kBidirectional, 2, 3, 0, 4, B, BatchLayout::kBatchMajor, 3,
+                    true,        true, true, 0};
+  const Problem p = make_problem(c, 31);
+  ASSERT_TRUE(any_short(p));
+  Result ref, stepwise_result, persistent_result;
+  ASSERT_TRUE(run_reference(p, &ref));
+  ASSERT_TRUE(run_host(p, &stepwise_result));
+  expect_matches_reference(c, p, stepwise_result, ref, "stepwise");
+  EXPECT_EQ(stepwise_result.counts["upload_lengths"], 2);
+  ASSERT_TRUE(run_host(p, &persistent_result, 2));
+  expect_matches_reference(c, p, persistent_result, ref, "persistent");
+  EXPECT_EQ(persistent_result.counts["upload_lengths"], 2);
+}
+
 // Prints the worst errors after all tests: evidence for the provisional tolerances of
 // tests/gpu/cuda_backend_test.cpp (these GEMMs accumulate in double; the GPU's in f32).
 class WorstErrorReport : public ::testing::Environment {
