@@ -1261,6 +1261,12 @@ Status make_cudnn_backend(const LstmSpec& spec, const Weights& weights, const Mo
   }
   DeviceGuard guard;
   CULSTM_RETURN_IF_ERROR(guard.enter(options.device));
+  // Our kernels are loaded now, so that none is first loaded inside a capture of the caller's (cudnn_kernels.h).
+  const Status image = cudnn_kernels::load_kernels();
+  if (!image.ok()) {
+    return error(StatusCode::kNotSupported, "backend cudnn: no kernel image of culstm's for this GPU (built for ",
+                 CULSTM_CUDA_ARCHITECTURES, "): ", image.message());
+  }
   auto backend = std::make_unique<CudnnBackend>(spec, options);
   CULSTM_RETURN_IF_ERROR(backend->init(weights));
   *out = std::move(backend);
