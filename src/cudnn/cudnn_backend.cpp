@@ -120,6 +120,9 @@ struct Outcome {
 
   bool ok() const { return status == CUDNN_STATUS_SUCCESS; }
   bool is_refusal(CudnnAlgo algo) const { return refused(status, to_cudnn(algo)); }
+  // cudnnBuildRNNDynamic failed (e.g. no NVRTC at run time, or its compile failed), whatever the status: the
+  // algorithm cannot be used here, which forward reports as NotSupported (docs/cudnn_backend.md).
+  bool build_failed() const { return std::strncmp(what.data(), "cudnnBuildRNNDynamic", 20) == 0; }
   std::string text() const { return std::string(what.data()); }
   static Outcome of(cudnnStatus_t st, const char* call) {
     Outcome o;
@@ -1092,7 +1095,9 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, con
   if (algo != CudnnAlgo::kAuto) {
     const int a = algo_index(algo);
     if (!sizes.legal[a]) {
-      const bool refusal = sizes.outcome[a].is_refusal(algo);
+      // Sizing persist_dynamic builds the Model's descriptor first: a failed build is the same refusal here as in
+      // this Context's own build below.
+      const bool refusal = sizes.outcome[a].is_refusal(algo) || sizes.outcome[a].build_failed();
       return error(refusal ? StatusCode::kNotSupported : StatusCode::kCudnnError,
                    "backend cudnn: options.cudnn_algo = ", cudnn_algo_name(algo),
                    refusal ? ": cuDNN refuses B=" : ": cuDNN failed to size B=", B, " T=", T, ": ",
@@ -1198,9 +1203,7 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, con
     CULSTM_RETURN_IF_ERROR(run(ctx, *me, algo, call, &o));
   }
   if (!o.ok()) {
-    // cudnnBuildRNNDynamic failing (e.g. no NVRTC at run time) means the algorithm cannot be used here.
-    const bool build_failed = std::strncmp(o.what.data(), "cudnnBuildRNNDynamic", 20) == 0;
-    if (o.is_refusal(algo) || build_failed) {
+    if (o.is_refusal(algo) || o.build_failed()) {
       return error(StatusCode::kNotSupported, "backend cudnn: ", cudnn_algo_name(algo),
                    options_.cudnn_algo == CudnnAlgo::kAuto ? " (auto's choice)" : " (options.cudnn_algo)",
                    " refuses B=", B, " T=", T, " with these lengths: ", o.text());
@@ -1261,6 +1264,12 @@ Status make_cudnn_backend(const LstmSpec& spec, const Weights& weights, const Mo
   }
   DeviceGuard guard;
   CULSTM_RETURN_IF_ERROR(guard.enter(options.device));
+  // Our kernels are loaded now, so that none is first loaded inside a capture of the caller's (cudnn_kernels.h).
+  const Status image = cudnn_kernels::load_kernels();
+  if (!image.ok()) {
+    return error(StatusCode::kNotSupported, "backend cudnn: no kernel image of culstm's for this GPU (built for ",
+                 CULSTM_CUDA_ARCHITECTURES, "): ", image.message());
+  }
   auto backend = std::make_unique<CudnnBackend>(spec, options);
   CULSTM_RETURN_IF_ERROR(backend->init(weights));
   *out = std::move(backend);

@@ -5,6 +5,7 @@
 
 #include "cudnn_kernels.h"
 #include "gpu_status.h"
+#include "lengths_upload.h"
 
 namespace culstm {
 namespace cudnn_kernels {
@@ -54,6 +55,17 @@ Status reverse_sequences(const void* src, void* dst, const std::int32_t* lengths
                                              " (expected 2 or 4)");
   }
   return check_launch("reverse_sequences");
+}
+
+Status load_kernels() {
+  const Status lengths = gpu::load_upload_lengths_kernel();
+  if (!lengths.ok()) return lengths;
+  cudaFuncAttributes attributes{};
+  const Status four = cuda_status(cudaFuncGetAttributes(&attributes, reverse_kernel<std::uint32_t>),
+                                  "cudaFuncGetAttributes(reverse_sequences, 4-byte elements)");
+  if (!four.ok()) return four;
+  return cuda_status(cudaFuncGetAttributes(&attributes, reverse_kernel<std::uint16_t>),
+                     "cudaFuncGetAttributes(reverse_sequences, 2-byte elements)");
 }
 
 }  // namespace cudnn_kernels

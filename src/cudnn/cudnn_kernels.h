@@ -21,5 +21,12 @@ Status reverse_sequences(const void* src, void* dst, const std::int32_t* lengths
                          std::int64_t steps, std::int64_t features, std::size_t element_size, bool batch_major,
                          bool fill, std::uint32_t fill_bits, cudaStream_t stream);
 
+// Loads every kernel the backend's forward launches (reverse_sequences' for both element sizes, and the shared
+// lengths upload) on the current device, as the cuda backend does at model creation: under lazy module loading
+// (CUDA's default) a kernel is otherwise loaded at its first launch, which may then fall inside the caller's stream
+// capture. Also the check that this build has device code the GPU can run: kCudaError with the runtime's reason
+// (e.g. cudaErrorNoKernelImageForDevice) otherwise.
+Status load_kernels();
+
 }  // namespace cudnn_kernels
 }  // namespace culstm

@@ -784,6 +784,8 @@ TEST(CudnnBackendGpu, PersistDynamicUnderCaptureNeedsItsBatchBuiltFirst) {
   ASSERT_TRUE(Context::create(*model, &ctx).ok());
   cudaStream_t stream = nullptr;
   CULSTM_ASSERT_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  // cuDNN refusing persist_dynamic for a batch size here (e.g. its run-time compile fails), per batch size.
+  std::vector<std::string> refusals;
   for (std::int64_t batch : {8, 5}) {
     SCOPED_TRACE(detail::str("B=", batch));
     Case cb = c;
@@ -818,6 +820,15 @@ TEST(CudnnBackendGpu, PersistDynamicUnderCaptureNeedsItsBatchBuiltFirst) {
     capture(&st, &graph, &nodes);
     ASSERT_FALSE(HasFatalFailure());
     CULSTM_ASSERT_CUDA(cudaGraphDestroy(graph));
+    if (st.code() == StatusCode::kNotSupported && st.message().find("persist_dynamic") != std::string::npos) {
+      // workspace_size() above sized persist_dynamic with the Model's own build for B, and that build (or the
+      // sizing) was refused: nothing to capture. Refused before the capture check, so nothing was recorded.
+      std::printf("  [cudnn refuses] persist_dynamic B=%lld: %s\n", static_cast<long long>(batch),
+                  st.message().c_str());
+      EXPECT_EQ(nodes, 0u) << "a refused call left work in the caller's graph";
+      refusals.push_back(st.message());
+      continue;
+    }
     EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.to_string();
     EXPECT_NE(st.message().find("persist_dynamic (options.cudnn_algo)"), std::string::npos) << st.message();
     EXPECT_NE(st.message().find(detail::str("run B=", batch, " once")), std::string::npos) << st.message();
@@ -835,6 +846,7 @@ TEST(CudnnBackendGpu, PersistDynamicUnderCaptureNeedsItsBatchBuiltFirst) {
       std::printf("  [cudnn refuses] persist_dynamic B=%lld: %s\n", static_cast<long long>(batch),
                   st.message().c_str());
       EXPECT_NE(st.message().find("persist_dynamic"), std::string::npos) << st.message();
+      refusals.push_back(st.message());
       continue;
     }
     ASSERT_TRUE(st.ok()) << st.to_string();
@@ -865,6 +877,10 @@ TEST(CudnnBackendGpu, PersistDynamicUnderCaptureNeedsItsBatchBuiltFirst) {
     CULSTM_ASSERT_CUDA(cudaGraphDestroy(graph));
   }
   CULSTM_ASSERT_CUDA(cudaStreamDestroy(stream));
+  if (refusals.size() == 2) {
+    GTEST_SKIP() << "cuDNN refuses persist_dynamic here for every batch size tried: "
+                 << ::testing::PrintToString(refusals);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
