@@ -170,6 +170,34 @@ def test_core_model_on_cuda_arrays_and_device_errors():
             lstm(x.cpu())
 
 
+def test_explicit_stream_gets_the_memory_culstm_allocates():
+    """forward(stream=S) allocates its results (and workspace) on S: PyTorch's allocator hands a block freed on one
+    stream to the next allocation on that stream without waiting, so memory allocated on the current stream and
+    written on S could be handed out again while S still runs."""
+    lstm = culstm.torch.LSTM(16, 32).to(CUDA)
+    model = culstm.Model(culstm.LstmSpec(16, 32), [{n: getattr(lstm, p).detach().cpu() for n, p in
+                                                     (("w_ih", "weight_ih_l0"), ("w_hh", "weight_hh_l0"),
+                                                      ("b_ih", "bias_ih_l0"), ("b_hh", "bias_hh_l0"))}])
+    x = torch.randn(10, 4, 16, device=CUDA)
+    side = torch.cuda.Stream()
+    torch.cuda.synchronize()
+    with torch.inference_mode():
+        got = model.forward(x, stream=side)
+        side.synchronize()
+        want = model.forward(x)
+        torch.cuda.synchronize()
+    segments = torch.cuda.memory_snapshot()
+
+    def stream_of(t):
+        p = t.data_ptr()
+        return next(s["stream"] for s in segments if s["address"] <= p < s["address"] + s["total_size"])
+
+    assert [stream_of(t) for t in got] == [side.cuda_stream] * 3
+    assert [stream_of(t) for t in want] == [torch.cuda.current_stream().cuda_stream] * 3
+    for g, w in zip(got, want):
+        assert torch.equal(g, w)
+
+
 def test_threads_sharing_one_module_on_cuda():
     lstm = culstm.torch.LSTM(16, 64, 2).to(CUDA)
     inputs = [torch.randn(12, 4, 16, device=CUDA) for _ in range(4)]
