@@ -304,6 +304,11 @@ class Model:
         arrays to write (None entries are allocated in x's framework and device). On CUDA the work is enqueued on
         `stream` (default: the current stream of x's framework) without synchronizing. On failure nothing is
         written."""
+        if _module_of(x) == "torch" and x.is_cuda and x.device.index != sys.modules["torch"].cuda.current_device():
+            # PyTorch exports (__dlpack__) only tensors of the current device (BufferError otherwise), as the
+            # extension's views of every array need: the call runs with x's device current, as nn.LSTM's does.
+            with sys.modules["torch"].cuda.device(x.device):
+                return self.forward(x, lengths, h0, c0, out=out, stream=stream, padding_value=padding_value)
         if isinstance(lengths, (list, tuple)):
             try:
                 lengths = array.array("i", lengths)  # int32 on every platform culstm builds on

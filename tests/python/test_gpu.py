@@ -198,6 +198,24 @@ def test_explicit_stream_gets_the_memory_culstm_allocates():
         assert torch.equal(g, w)
 
 
+def test_module_on_a_device_that_is_not_the_current_one():
+    """As nn.LSTM: a module and input on cuda:1 run while cuda:0 is current (PyTorch exports only tensors of the
+    current device through DLPack: the call makes x's device current)."""
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two CUDA devices")
+    gpu, cpu = pair(input_size=5, hidden_size=16, num_layers=2)
+    gpu = gpu.to("cuda:1")
+    x = torch.randn(9, 3, 5)
+    with torch.cuda.device(0), torch.inference_mode():
+        got = gpu(x.to("cuda:1"))
+        assert torch.cuda.current_device() == 0
+        want = cpu(x)
+    assert got[0].device == torch.device("cuda:1")
+    for g, w, what in ((got[0], want[0], "y"), (got[1][0], want[1][0], "h_n"), (got[1][1], want[1][1], "c_n")):
+        err = relative_error(g, w)
+        assert err <= BOUNDS[torch.float32], f"{what}: relative error {err:.3g}"
+
+
 def test_threads_sharing_one_module_on_cuda():
     lstm = culstm.torch.LSTM(16, 64, 2).to(CUDA)
     inputs = [torch.randn(12, 4, 16, device=CUDA) for _ in range(4)]
