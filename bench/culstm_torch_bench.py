@@ -159,6 +159,8 @@ def main(argv):
               f"us   speedup {rec['speedup']:.2f}x")
         with open(os.path.join(out, "culstm_torch.json"), "w") as f:
             json.dump(records, f, indent=1)
+    with open(os.path.join(out, "culstm_torch.json"), "w") as f:  # also the records of failed configurations
+        json.dump(records, f, indent=1)
     with open(os.path.join(out, "culstm_torch.md"), "w") as f:
         f.write(f"# culstm.torch.LSTM vs torch.nn.LSTM — {props.name}\n\n"
                 f"torch {meta['torch']}, CUDA {meta['cuda']}, cuDNN {meta['cudnn']}, culstm {meta['culstm']}, "
