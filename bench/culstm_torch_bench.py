@@ -65,6 +65,13 @@ def grid(a):
             for d, i, t, h, b in itertools.product(a.dtype, a.input, a.steps, a.hidden, a.batch)]
 
 
+def make_modules(torch, lstm_class, hidden, dtype, device="cuda"):
+    """(nn.LSTM, culstm.torch.LSTM) of one layer, input = hidden, with the same weights, dtype "f32" | "bf16".
+    culstm's math stays strict_f32 for both: the option concerns f32 only (a bf16 model refuses allow_tf32)."""
+    ref = torch.nn.LSTM(hidden, hidden).to(device, {"f32": torch.float32, "bf16": torch.bfloat16}[dtype]).eval()
+    return ref, lstm_class.from_module(ref).eval()
+
+
 def describe(c):
     return f"B={c['batch']} H={c['hidden']} T={c['steps']} {c['dtype']} {c['input']}"
 
@@ -94,7 +101,6 @@ def main(argv):
                 cudnn=str(torch.backends.cudnn.version()), culstm=culstm.version(), commit=git_commit() or "unknown")
     print(f"culstm_torch_bench: {props.name}, torch {meta['torch']}, CUDA {meta['cuda']}, cuDNN {meta['cudnn']}, "
           f"culstm {meta['culstm']}, commit {meta['commit']}; {len(configs)} configurations")
-    dtypes = {"f32": torch.float32, "bf16": torch.bfloat16}
     records = []
     start = time.monotonic()
     gen = torch.Generator().manual_seed(14)
@@ -102,14 +108,12 @@ def main(argv):
         if a.budget_s and time.monotonic() - start > a.budget_s:
             print("culstm_torch_bench: time budget spent; stopping")
             break
-        dtype = dtypes[c["dtype"]]
         strict = c["dtype"] == "f32"
         torch.backends.cudnn.allow_tf32 = not strict
         torch.backends.cuda.matmul.allow_tf32 = not strict
         B, H, T = c["batch"], c["hidden"], c["steps"]
-        ref = torch.nn.LSTM(H, H).to("cuda", dtype).eval()
-        ours = culstm.torch.LSTM.from_module(ref, math="strict_f32" if strict else "allow_tf32").eval()
-        x = torch.randn(T, B, H, generator=gen).to("cuda", dtype)
+        ref, ours = make_modules(torch, culstm.torch.LSTM, H, c["dtype"])
+        x = torch.randn(T, B, H, generator=gen).to("cuda", ref.weight_ih_l0.dtype)
         if c["input"] == "packed":
             lengths = torch.randint(max(1, T // 2), T + 1, (B,), generator=gen)
             lengths[torch.randint(0, B, (1,), generator=gen)] = T
@@ -118,7 +122,13 @@ def main(argv):
             arg = x
         rec = dict(meta, **c, input_size=H, layers=1, directions=1)
         with torch.inference_mode():
-            want, got = ref(arg)[0], ours(arg)[0]
+            try:
+                want, got = ref(arg)[0], ours(arg)[0]
+            except culstm.Error as e:  # recorded; the other configurations still run
+                rec["status"], rec["error"] = "error", f"{type(e).__name__}: {e}"
+                records.append(rec)
+                print(f"{describe(c):40s} error: {rec['error']}")
+                continue
             if c["input"] == "packed":
                 want, got = want.data, got.data
             err = ((got.float() - want.float()).norm() / want.float().norm().clamp_min(1e-30)).item()
@@ -149,6 +159,8 @@ def main(argv):
               f"us   speedup {rec['speedup']:.2f}x")
         with open(os.path.join(out, "culstm_torch.json"), "w") as f:
             json.dump(records, f, indent=1)
+    with open(os.path.join(out, "culstm_torch.json"), "w") as f:  # also the records of failed configurations
+        json.dump(records, f, indent=1)
     with open(os.path.join(out, "culstm_torch.md"), "w") as f:
         f.write(f"# culstm.torch.LSTM vs torch.nn.LSTM — {props.name}\n\n"
                 f"torch {meta['torch']}, CUDA {meta['cuda']}, cuDNN {meta['cudnn']}, culstm {meta['culstm']}, "

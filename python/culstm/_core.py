@@ -4,6 +4,7 @@ Python maps arguments and results only: every check on shapes, dtypes, lengths a
 as the culstm.Error subclass of its StatusCode with its message."""
 
 import array
+import contextlib
 import sys
 
 from . import _culstm
@@ -232,6 +233,20 @@ def _stream_handle(stream, x):
     return stream
 
 
+def _torch_allocation_stream(x, stream, handle):
+    """For a PyTorch CUDA x and an explicit stream=: makes that stream current while culstm allocates the call's
+    results and workspace. PyTorch's caching allocator ties a block to the stream current at its allocation and
+    hands it, once freed, to the next allocation on that stream without waiting: memory allocated on the current
+    stream but used by a call on another stream (the workspace is freed as forward() returns) could be handed out
+    again while that call still runs."""
+    if stream is None or _module_of(x) != "torch" or not x.is_cuda:
+        return contextlib.nullcontext()
+    torch = sys.modules["torch"]
+    if handle == torch.cuda.current_stream(x.device).cuda_stream:
+        return contextlib.nullcontext()
+    return torch.cuda.stream(torch.cuda.ExternalStream(handle, device=x.device))
+
+
 class Model:
     """An LSTM ready to run: a spec and its weights.
 
@@ -289,6 +304,11 @@ class Model:
         arrays to write (None entries are allocated in x's framework and device). On CUDA the work is enqueued on
         `stream` (default: the current stream of x's framework) without synchronizing. On failure nothing is
         written."""
+        if _module_of(x) == "torch" and x.is_cuda and x.device.index != sys.modules["torch"].cuda.current_device():
+            # PyTorch exports (__dlpack__) only tensors of the current device (BufferError otherwise), as the
+            # extension's views of every array need: the call runs with x's device current, as nn.LSTM's does.
+            with sys.modules["torch"].cuda.device(x.device):
+                return self.forward(x, lengths, h0, c0, out=out, stream=stream, padding_value=padding_value)
         if isinstance(lengths, (list, tuple)):
             try:
                 lengths = array.array("i", lengths)  # int32 on every platform culstm builds on
@@ -301,15 +321,16 @@ class Model:
         y, h_n, c_n = out
         allocated = (y is None, h_n is None, c_n is None)
         shape = getattr(x, "shape", None)
-        if any(allocated) and shape is not None and len(shape) == 3:
-            # Shapes of the results from x's (the library checks x itself before anything is written).
-            shapes = result_shapes(self._spec, shape)
-            y, h_n, c_n = (a if a is not None else _empty_like(x, s) for a, s in zip((y, h_n, c_n), shapes))
-        workspace = None
-        if shape is not None and len(shape) == 3 and _module_of(x) == "torch" and x.is_cuda:
-            workspace = self._torch_workspace(x, shape)
-        self._model.forward(x, lengths, h0, c0, y, h_n, c_n, workspace, _stream_handle(stream, x),
-                            float(padding_value))
+        handle = _stream_handle(stream, x)
+        with _torch_allocation_stream(x, stream, handle):
+            if any(allocated) and shape is not None and len(shape) == 3:
+                # Shapes of the results from x's (the library checks x itself before anything is written).
+                shapes = result_shapes(self._spec, shape)
+                y, h_n, c_n = (a if a is not None else _empty_like(x, s) for a, s in zip((y, h_n, c_n), shapes))
+            workspace = None
+            if shape is not None and len(shape) == 3 and _module_of(x) == "torch" and x.is_cuda:
+                workspace = self._torch_workspace(x, shape)
+        self._model.forward(x, lengths, h0, c0, y, h_n, c_n, workspace, handle, float(padding_value))
         return tuple(_in_framework(x, r) if a else r for r, a in zip((y, h_n, c_n), allocated))
 
     def _torch_workspace(self, x, shape):

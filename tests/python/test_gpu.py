@@ -170,6 +170,52 @@ def test_core_model_on_cuda_arrays_and_device_errors():
             lstm(x.cpu())
 
 
+def test_explicit_stream_gets_the_memory_culstm_allocates():
+    """forward(stream=S) allocates its results (and workspace) on S: PyTorch's allocator hands a block freed on one
+    stream to the next allocation on that stream without waiting, so memory allocated on the current stream and
+    written on S could be handed out again while S still runs."""
+    lstm = culstm.torch.LSTM(16, 32).to(CUDA)
+    model = culstm.Model(culstm.LstmSpec(16, 32), [{n: getattr(lstm, p).detach().cpu() for n, p in
+                                                     (("w_ih", "weight_ih_l0"), ("w_hh", "weight_hh_l0"),
+                                                      ("b_ih", "bias_ih_l0"), ("b_hh", "bias_hh_l0"))}])
+    x = torch.randn(10, 4, 16, device=CUDA)
+    side = torch.cuda.Stream()
+    torch.cuda.synchronize()
+    with torch.inference_mode():
+        got = model.forward(x, stream=side)
+        side.synchronize()
+        want = model.forward(x)
+        torch.cuda.synchronize()
+    segments = torch.cuda.memory_snapshot()
+
+    def stream_of(t):
+        p = t.data_ptr()
+        return next(s["stream"] for s in segments if s["address"] <= p < s["address"] + s["total_size"])
+
+    assert [stream_of(t) for t in got] == [side.cuda_stream] * 3
+    assert [stream_of(t) for t in want] == [torch.cuda.current_stream().cuda_stream] * 3
+    for g, w in zip(got, want):
+        assert torch.equal(g, w)
+
+
+def test_module_on_a_device_that_is_not_the_current_one():
+    """As nn.LSTM: a module and input on cuda:1 run while cuda:0 is current (PyTorch exports only tensors of the
+    current device through DLPack: the call makes x's device current)."""
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two CUDA devices")
+    gpu, cpu = pair(input_size=5, hidden_size=16, num_layers=2)
+    gpu = gpu.to("cuda:1")
+    x = torch.randn(9, 3, 5)
+    with torch.cuda.device(0), torch.inference_mode():
+        got = gpu(x.to("cuda:1"))
+        assert torch.cuda.current_device() == 0
+        want = cpu(x)
+    assert got[0].device == torch.device("cuda:1")
+    for g, w, what in ((got[0], want[0], "y"), (got[1][0], want[1][0], "h_n"), (got[1][1], want[1][1], "c_n")):
+        err = relative_error(g, w)
+        assert err <= BOUNDS[torch.float32], f"{what}: relative error {err:.3g}"
+
+
 def test_threads_sharing_one_module_on_cuda():
     lstm = culstm.torch.LSTM(16, 64, 2).to(CUDA)
     inputs = [torch.randn(12, 4, 16, device=CUDA) for _ in range(4)]
@@ -205,3 +251,23 @@ def test_compile_and_export_on_cuda():
     for result in (got, exported):
         assert torch.equal(result[0], want[0])
         assert torch.equal(result[1][0], want[1][0]) and torch.equal(result[1][1], want[1][1])
+
+
+def test_compile_reduce_overhead_records_the_op_in_cuda_graphs():
+    """torch.compile's CUDA graphs (mode="reduce-overhead", inductor's cudagraph trees: a warm-up run on their own
+    stream, then the op recorded on that stream and replayed) give the eager results bit for bit."""
+    from torch._dynamo.utils import counters
+    lstm = culstm.torch.LSTM(8, 16, 2).to(CUDA).eval()
+    compiled = torch.compile(lstm, mode="reduce-overhead", fullgraph=True)
+    counters.clear()
+    with torch.no_grad():
+        for _ in range(4):  # warm-up, record, replays
+            x = torch.randn(6, 3, 8, device=CUDA)
+            y, (h, c) = compiled(x)
+            got = (y.clone(), h.clone(), c.clone())  # the graph's outputs are overwritten by its next replay
+            del y, h, c
+            want_y, (want_h, want_c) = lstm(x)
+            for g, w in zip(got, (want_y, want_h, want_c)):
+                assert torch.equal(g, w)
+    # Inductor ran the op without CUDA graphs when it skipped them (it counts and logs why): then nothing was tested.
+    assert counters["inductor"]["cudagraph_skips"] == 0

@@ -307,3 +307,22 @@ def test_interpreter_exit_reports_no_leaked_objects():
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert "leaked" not in p.stderr, p.stderr
+
+
+def test_benchmark_modules_run_for_every_dtype_of_its_grid():
+    """bench/culstm_torch_bench.py's module pair for each dtype of its grid builds and runs (on the CPU here; the
+    benchmark itself needs a GPU), within the benchmark's own bound of nn.LSTM."""
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[2] / "bench" / "culstm_torch_bench.py"
+    spec = importlib.util.spec_from_file_location("culstm_torch_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    torch.manual_seed(3)
+    for dtype in bench.GRID["dtype"]:
+        ref, ours = bench.make_modules(torch, culstm.torch.LSTM, 8, dtype, device="cpu")
+        x = torch.randn(5, 2, 8).to(ref.weight_ih_l0.dtype)
+        with torch.inference_mode():
+            want, got = ref(x)[0], ours(x)[0]
+        assert got.dtype == want.dtype
+        assert relative_error(got, want) <= bench.BOUNDS[dtype], dtype
