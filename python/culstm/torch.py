@@ -142,6 +142,14 @@ def _model_for(x, weights, config_text):
         if entry is not None and entry.matches(weights, versions) and \
                 batch <= entry.model.max_batch and steps <= entry.model.max_seq_len:
             return entry.model
+        if x.is_cuda and torch.cuda.is_current_stream_capturing():
+            # Building copies the weights to the host and uploads them (a synchronizing copy and allocations): inside
+            # a capture that fails with CUDA's "operation not permitted when stream is capturing", which names no
+            # cause the caller can act on.
+            raise error("InvalidArgument", "culstm.torch.LSTM: this call must build culstm's model (first call, "
+                                           "changed parameters, or a batch or sequence beyond the limits built so "
+                                           "far), which cannot run while a CUDA graph is being captured: run the "
+                                           "module once with this shape before capturing (docs/python.md)")
         dtype = _DTYPES.get(weights[0].dtype)
         if dtype is None:
             raise error("DtypeMismatch", f"culstm.torch.LSTM: parameters of dtype {weights[0].dtype} are not "

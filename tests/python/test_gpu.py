@@ -125,6 +125,19 @@ def test_cuda_graph_capture_and_replay():
             assert torch.equal(static_h, want_h)
 
 
+def test_capture_without_a_warm_up_is_refused_with_its_reason():
+    lstm = culstm.torch.LSTM(8, 16).to(CUDA)
+    x = torch.randn(5, 2, 8, device=CUDA)
+    torch.cuda.synchronize()
+    with torch.inference_mode():
+        graph = torch.cuda.CUDAGraph()
+        with pytest.raises(culstm.InvalidArgumentError, match="before capturing"):
+            with torch.cuda.graph(graph):
+                lstm(x)
+        y, _ = lstm(x)  # outside a capture the same call builds and runs
+    assert y.shape == (5, 2, 16) and torch.isfinite(y).all()
+
+
 def test_repeated_calls_allocate_no_device_memory():
     lstm = culstm.torch.LSTM(32, 128, 2, bidirectional=True).to(CUDA)
     x = torch.randn(30, 16, 32, device=CUDA)
