@@ -116,7 +116,7 @@ def _make_weights(spec, layers):
     float32 C-contiguous CPU arrays are taken without a conversion. Sizes are checked by the library."""
     if isinstance(layers, _culstm._Weights):
         return layers
-    weights = _culstm._Weights.zeros_for(spec)
+    weights = _culstm._Weights.empty_for(spec)  # InvalidSpecError for a bad spec; nothing allocated yet
     directions = weights.num_directions
     layers = list(layers)
     if len(layers) != weights.num_layers * directions:
@@ -132,8 +132,7 @@ def _make_weights(spec, layers):
         for name in _WEIGHT_NAMES:
             values = tensors.get(name)
             if values is None:
-                weights.set(layer, direction, name, array.array("f"))  # absent: empty (the library checks)
-                continue
+                continue  # absent: stays empty (the library checks)
             try:
                 weights.set(layer, direction, name, values)
             except BY_CODE_NAME["DtypeMismatch"]:

@@ -542,6 +542,19 @@ std::vector<float>& weight_field(Weights& w, int layer, int dir, const std::stri
        "weights: unknown tensor '" + name + "' (expected w_ih, w_hh, b_ih, b_hh, w_hr or peephole)");
 }
 
+// Weights with the spec's (layer, direction) entries and every tensor empty, for set() to fill: zeros_for(spec)
+// would allocate every tensor at its full size before the caller's arrays are even looked at, which for a large
+// spec is gigabytes (or an out-of-memory kill) spent on input the library then refuses. The spec is checked first,
+// so that num_layers cannot ask for millions of entries either.
+Weights empty_weights_for(const LstmSpec& spec) {
+  check(spec.validate());
+  LstmSpec entries_only = spec;
+  entries_only.input_size = 0;
+  entries_only.hidden_size = 0;
+  entries_only.proj_size = 0;
+  return Weights::zeros_for(entries_only);  // every size is 0: entries, no tensor data
+}
+
 using HostF32 = nb::ndarray<const float, nb::c_contig, nb::device::cpu>;
 
 void set_weight(Weights& w, int layer, int dir, const std::string& name, nb::handle values) {
@@ -643,7 +656,7 @@ NB_MODULE(_culstm, m) {
       .def("describe", &LstmSpec::describe);
 
   nb::class_<Weights>(m, "_Weights")
-      .def_static("zeros_for", &Weights::zeros_for)
+      .def_static("empty_for", &empty_weights_for)
       .def_prop_ro("num_layers", &Weights::num_layers)
       .def_prop_ro("num_directions", &Weights::num_directions)
       .def("set", &set_weight)

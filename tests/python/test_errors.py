@@ -148,3 +148,41 @@ def test_caller_workspace_too_small_is_refused_and_a_large_enough_one_is_used(mo
     model._model.forward(x, lengths, None, None, *out, np.empty(size, np.uint8), 0, 0.0)
     for got, w in zip(out, want):
         assert np.array_equal(got, w)
+
+
+def run_limited(code, memory_bytes=2 << 30):
+    """Runs `code` in a fresh interpreter whose address space is capped, so that a call that would allocate tens of
+    gigabytes fails there (MemoryError, a non-zero exit) instead of exhausting the machine running the tests."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          preexec_fn=limit)
+
+
+def test_weights_of_the_wrong_count_for_a_huge_spec_are_refused_before_allocating():
+    """A valid spec of 100 layers of 16384 x 16384 (400 GB of weights) given one weight entry: the count is refused
+    without first allocating the spec's weights (it was an out-of-memory kill)."""
+    result = run_limited("import culstm\n"
+                         "spec = culstm.LstmSpec(16384, 16384, num_layers=100)\n"
+                         "try:\n"
+                         "    culstm.Model(spec, [{}])\n"
+                         "except culstm.ShapeMismatchError as e:\n"
+                         "    print('refused:', e)\n")
+    assert result.returncode == 0, result.stderr
+    assert "refused: weights: expected 100" in result.stdout
+
+
+def test_a_bad_spec_is_refused_before_its_weights_are_allocated():
+    result = run_limited("import culstm\n"
+                         "for spec in (culstm.LstmSpec(3, -5), culstm.LstmSpec(3, 5, num_layers=10**9)):\n"
+                         "    try:\n"
+                         "        culstm.Model(spec, [])\n"
+                         "    except culstm.InvalidSpecError as e:\n"
+                         "        print('refused:', e)\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("refused:") == 2, result.stdout
