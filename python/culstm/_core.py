@@ -313,6 +313,10 @@ class Model:
                 lengths = array.array("i", lengths)  # int32 on every platform culstm builds on
             except (TypeError, OverflowError) as e:
                 raise error("InvalidArgument", f"lengths: expected int32 values, got {lengths!r} ({e})") from None
+        try:
+            padding_value = float(padding_value)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise error("InvalidArgument", f"padding_value: expected a float, got {padding_value!r} ({e})") from None
         if out is None:
             out = (None, None, None)
         if not isinstance(out, (tuple, list)) or len(out) != 3:
@@ -322,15 +326,26 @@ class Model:
         shape = getattr(x, "shape", None)
         handle = _stream_handle(stream, x)
         with _torch_allocation_stream(x, stream, handle):
-            if any(allocated) and shape is not None and len(shape) == 3:
+            if any(allocated) and self._within_limits(shape):
                 # Shapes of the results from x's (the library checks x itself before anything is written).
                 shapes = result_shapes(self._spec, shape)
                 y, h_n, c_n = (a if a is not None else _empty_like(x, s) for a, s in zip((y, h_n, c_n), shapes))
             workspace = None
             if shape is not None and len(shape) == 3 and _module_of(x) == "torch" and x.is_cuda:
                 workspace = self._torch_workspace(x, shape)
-        self._model.forward(x, lengths, h0, c0, y, h_n, c_n, workspace, handle, float(padding_value))
+        self._model.forward(x, lengths, h0, c0, y, h_n, c_n, workspace, handle, padding_value)
         return tuple(_in_framework(x, r) if a else r for r, a in zip((y, h_n, c_n), allocated))
+
+    def _within_limits(self, shape):
+        """Whether results can be allocated for an x of this shape: three sizes, B and T within the model's limits.
+        Otherwise nothing is allocated and the library refuses x (ExceedsModelLimitError, ShapeMismatchError)
+        before it looks at the results: allocating first would fail on memory instead (a broadcast x of 2**31
+        sequences takes no memory, its results would)."""
+        if not isinstance(shape, tuple) or len(shape) != 3 or \
+                not all(isinstance(d, int) and d >= 0 for d in shape):
+            return False
+        steps, batch = steps_and_batch(self._spec, shape)
+        return batch <= self.max_batch and steps <= self.max_seq_len
 
     def _torch_workspace(self, x, shape):
         """Workspace for a CUDA tensor from PyTorch's caching allocator: stream-ordered like the call, free of

@@ -114,6 +114,25 @@ def test_bad_keyword_arguments(model, good):
     assert_untouched(out)
 
 
+@pytest.mark.parametrize("padding", [10**400, "abc", None, [1.0]])
+def test_padding_value_that_is_no_float_is_refused(model, good, padding):
+    out = sentinel_outputs()
+    with pytest.raises(culstm.InvalidArgumentError, match="padding_value"):
+        model.forward(good["x"], out=out, padding_value=padding)
+    assert_untouched(out)
+
+
+def test_x_above_the_limits_is_refused_before_results_are_allocated(model):
+    """A broadcast x of 2**31 sequences (or 2**40 steps) takes no memory; results for it would take 64 GiB or more.
+    The library's error about x comes, not NumPy's MemoryError from allocating the results first."""
+    huge_batch = np.broadcast_to(np.zeros((T, 1, I), np.float32), (T, 2**31, I))
+    with pytest.raises(culstm.InvalidArgumentError, match="x: must be C-contiguous"):
+        model.forward(huge_batch)
+    huge_steps = np.broadcast_to(np.zeros((1, B, I), np.float32), (2**40, B, I))
+    with pytest.raises(culstm.InvalidArgumentError, match="x: must be C-contiguous"):
+        model.forward(huge_steps)
+
+
 def test_closed_model_refuses_calls(model, good):
     out = sentinel_outputs()
     model.close()
