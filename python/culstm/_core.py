@@ -6,6 +6,7 @@ as the culstm.Error subclass of its StatusCode with its message."""
 import array
 import contextlib
 import sys
+from collections.abc import Mapping
 
 from . import _culstm
 from ._errors import BY_CODE_NAME, error
@@ -125,6 +126,9 @@ def _make_weights(spec, layers):
                                      f"got {len(layers)}")
     for index, tensors in enumerate(layers):
         layer, direction = divmod(index, directions)
+        if not isinstance(tensors, Mapping):
+            raise error("InvalidArgument", f"weights[{index}]: expected a dict of arrays by name "
+                                           f"({', '.join(_WEIGHT_NAMES)}), got {type(tensors).__qualname__}")
         unknown = set(tensors) - set(_WEIGHT_NAMES)
         if unknown:
             raise error("InvalidArgument", f"weights[{index}]: unknown tensor(s) {sorted(unknown)} "
@@ -146,6 +150,15 @@ def _to_f32_host(what, values):
         return np.ascontiguousarray(np.asarray(values, dtype=np.float32))
     except Exception as e:  # any producer NumPy cannot read (a CUDA tensor, a string, ...)
         raise error("DtypeMismatch", f"{what}: cannot be read as float32 values on the CPU ({e})") from None
+
+
+def int32_lengths(lengths):
+    """Lengths given as a list or tuple, as an int32 array.array; InvalidArgumentError for a value that is no int
+    or does not fit int32 (never truncated or wrapped)."""
+    try:
+        return array.array("i", lengths)  # int32 on every platform culstm builds on
+    except (TypeError, OverflowError) as e:
+        raise error("InvalidArgument", f"lengths: expected int32 values, got {lengths!r} ({e})") from None
 
 
 def steps_and_batch(spec, x_shape):
@@ -309,10 +322,7 @@ class Model:
             with sys.modules["torch"].cuda.device(x.device):
                 return self.forward(x, lengths, h0, c0, out=out, stream=stream, padding_value=padding_value)
         if isinstance(lengths, (list, tuple)):
-            try:
-                lengths = array.array("i", lengths)  # int32 on every platform culstm builds on
-            except (TypeError, OverflowError) as e:
-                raise error("InvalidArgument", f"lengths: expected int32 values, got {lengths!r} ({e})") from None
+            lengths = int32_lengths(lengths)
         try:
             padding_value = float(padding_value)
         except (TypeError, ValueError, OverflowError) as e:

@@ -295,6 +295,9 @@ class LSTM(nn.Module):
 
     def forward(self, input, hx=None, lengths=None):
         weights = self._flat_weights
+        if not isinstance(input, (torch.Tensor, PackedSequence)):
+            raise error("InvalidArgument", f"input: expected a torch.Tensor or a PackedSequence, got "
+                                           f"{type(input).__qualname__}")
         data = input.data if isinstance(input, PackedSequence) else input
         if torch.is_grad_enabled() and (data.requires_grad or any(w.requires_grad for w in weights)):
             raise error("InvalidArgument", "culstm.torch.LSTM is inference-only and has no backward: run it under "
@@ -305,6 +308,9 @@ class LSTM(nn.Module):
         if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
             raise error("InvalidArgument", "hx: expected a tuple (h_0, c_0)")
         h0, c0 = (None, None) if hx is None else hx
+        for name, state in (("h_0", h0), ("c_0", c0)):
+            if state is not None and not isinstance(state, torch.Tensor):
+                raise error("InvalidArgument", f"hx: {name} must be a torch.Tensor, got {type(state).__qualname__}")
 
         if isinstance(input, PackedSequence):
             if lengths is not None:
@@ -317,9 +323,16 @@ class LSTM(nn.Module):
             input = input.unsqueeze(0 if self.batch_first else 1)
             h0 = h0.unsqueeze(1) if h0 is not None else None
             c0 = c0.unsqueeze(1) if c0 is not None else None
-        if lengths is not None and not isinstance(lengths, torch.Tensor):
-            lengths = torch.as_tensor(lengths, dtype=torch.int32)
-        elif lengths is not None and lengths.device.type == "cpu" and lengths.dtype == torch.int64:
+        if isinstance(lengths, (list, tuple)):
+            # As the core takes them: ints that fit int32, never truncated (1.5) or wrapped (2**32 + 1).
+            lengths = torch.tensor(_core.int32_lengths(lengths).tolist(), dtype=torch.int32)
+        elif lengths is not None and not isinstance(lengths, torch.Tensor):
+            try:
+                lengths = torch.as_tensor(lengths)  # in its own dtype: int64 values are range-checked below
+            except (TypeError, ValueError, RuntimeError) as e:
+                raise error("InvalidArgument", f"lengths: expected a tensor or a list of ints, got "
+                                               f"{type(lengths).__qualname__} ({e})") from None
+        if lengths is not None and lengths.device.type == "cpu" and lengths.dtype == torch.int64:
             # PyTorch's lengths are int64 (pack_padded_sequence's); culstm's are int32 on the host. Values out of
             # range stay out of range (the library names them); other dtypes reach the library as they are.
             lengths = lengths.clamp(-1, 2**31 - 1).to(torch.int32)

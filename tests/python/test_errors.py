@@ -133,6 +133,13 @@ def test_x_above_the_limits_is_refused_before_results_are_allocated(model):
         model.forward(huge_steps)
 
 
+@pytest.mark.parametrize("entries", [[["w_ih"]], [None], [5]])
+def test_weight_entries_that_are_no_dicts_are_refused(entries):
+    spec = culstm.LstmSpec(3, 4)
+    with pytest.raises(culstm.InvalidArgumentError, match=r"weights\[0\]: expected a dict"):
+        culstm.Model(spec, entries)
+
+
 def test_closed_model_refuses_calls(model, good):
     out = sentinel_outputs()
     model.close()

@@ -237,6 +237,28 @@ def test_inference_only_rule_and_bad_input():
         assert m(x)[0].shape == (2, 1, 4)
 
 
+def test_arguments_of_the_wrong_python_type_or_range_are_refused():
+    """What the randomized test (test_fuzz.py) found: these raised AttributeError or RuntimeError, or were
+    silently truncated."""
+    m = culstm.torch.LSTM(3, 4)
+    x = torch.randn(2, 1, 3)
+    with torch.no_grad():
+        for not_a_tensor in (x.numpy(), x.tolist(), None, 3.0):
+            with pytest.raises(culstm.InvalidArgumentError, match="input: expected a torch.Tensor"):
+                m(not_a_tensor)
+        for hx in ((torch.zeros(1, 1, 4), 2), (x.numpy(), x.numpy())):
+            with pytest.raises(culstm.InvalidArgumentError, match="hx: "):
+                m(x, hx)
+        for lengths in ([2**40], [1.5], ["1"]):
+            with pytest.raises(culstm.InvalidArgumentError, match="lengths"):
+                m(x, lengths=lengths)
+        with pytest.raises(culstm.InvalidArgumentError, match="lengths"):
+            m(x, lengths=object())
+        # An int64 array of lengths is range-checked, not wrapped to int32 (2**32 + 1 would read as 1).
+        with pytest.raises(culstm.LengthOutOfRangeError, match="lengths"):
+            m(x, lengths=torch.tensor([2**32 + 1]).numpy())
+
+
 def test_core_forward_on_torch_tensors_writes_out_and_refuses_without_writing():
     m = culstm.torch.LSTM(3, 4)
     model = culstm.Model(culstm.LstmSpec(3, 4), [{"w_ih": m.weight_ih_l0.detach(), "w_hh": m.weight_hh_l0.detach(),
