@@ -184,6 +184,19 @@ def _call(function, *args):
         raise error("InvalidArgument", str(e)) from None
 
 
+def _three_sizes(shape):
+    return isinstance(shape, tuple) and len(shape) == 3 and all(isinstance(d, int) and d >= 0 for d in shape)
+
+
+def _path(path):
+    """A model file's path as text; a NUL character is refused (the C++ library would read the path only up to
+    it: another file)."""
+    text = str(path)
+    if "\0" in text:
+        raise error("InvalidArgument", f"path: contains a NUL character: {text!r}")
+    return text
+
+
 def _module_of(x):
     return type(x).__module__.split(".")[0]
 
@@ -334,6 +347,11 @@ class Model:
         y, h_n, c_n = out
         allocated = (y is None, h_n is None, c_n is None)
         shape = getattr(x, "shape", None)
+        if not _three_sizes(shape) and x is not None:
+            # A producer with no usable `shape` (DLPack only): its shape as the extension views it, so that its
+            # results are allocated (or refused with a message) rather than silently not computed.
+            shape = _culstm._shape_of(x)
+            shape = tuple(shape) if shape is not None else None
         handle = _stream_handle(stream, x)
         with _torch_allocation_stream(x, stream, handle):
             if any(allocated) and self._within_limits(shape):
@@ -351,8 +369,7 @@ class Model:
         Otherwise nothing is allocated and the library refuses x (ExceedsModelLimitError, ShapeMismatchError)
         before it looks at the results: allocating first would fail on memory instead (a broadcast x of 2**31
         sequences takes no memory, its results would)."""
-        if not isinstance(shape, tuple) or len(shape) != 3 or \
-                not all(isinstance(d, int) and d >= 0 for d in shape):
+        if not _three_sizes(shape):
             return False
         steps, batch = steps_and_batch(self._spec, shape)
         return batch <= self.max_batch and steps <= self.max_seq_len
@@ -388,20 +405,20 @@ class Model:
 def load_model_file(path, prefix="", **options):
     """A Model from a culstm model file (safetensors with nn.LSTM names and culstm.spec metadata; docs/formats.md).
     options: Model()'s keyword arguments."""
-    spec, weights = _culstm.load_model_file(str(path), prefix)
+    spec, weights = _culstm.load_model_file(_path(path), prefix)
     return Model(LstmSpec._from(spec), weights, **options)
 
 
 def import_model_file(path, naming="auto", prefix="", onnx_node="", **options):
     """A Model from any supported framework's file: safetensors with PyTorch, Keras, ONNX or MindSpore names
     (`naming` "auto" detects), or an .onnx file's LSTM node (`onnx_node` when there are several)."""
-    spec, weights = _culstm.import_model_file(str(path), naming, prefix, onnx_node)
+    spec, weights = _culstm.import_model_file(_path(path), naming, prefix, onnx_node)
     return Model(LstmSpec._from(spec), weights, **options)
 
 
 def save_model_file(path, model):
     """Writes a Model's spec and weights as a culstm model file (what load_model_file reads)."""
-    _culstm.save_model_file(str(path), model.spec, model._model.weights)
+    _culstm.save_model_file(_path(path), model.spec, model._model.weights)
 
 
 def info():

@@ -663,6 +663,15 @@ NB_MODULE(_culstm, m) {
       .def("get", &get_weight)
       .def("check_against", [](const Weights& w, const LstmSpec& s) { check(w.check_against(s)); });
 
+  // The shape of an array as forward() would view it, or None for anything it would refuse as no array: what
+  // Python allocates results from when x has no `shape` of its own (a bare DLPack producer).
+  m.def("_shape_of", [](nb::handle obj) -> std::optional<std::vector<std::int64_t>> {
+    Array a;
+    if (!nb::try_cast(obj, a, /*convert=*/false)) return std::nullopt;
+    std::vector<std::int64_t> shape;
+    for (size_t i = 0; i < a.ndim(); ++i) shape.push_back(static_cast<std::int64_t>(a.shape(i)));
+    return shape;
+  });
   m.def("load_model_file", [](const std::string& path, const std::string& prefix) {
     LstmSpec spec;
     Weights weights;

@@ -140,6 +140,40 @@ def test_weight_entries_that_are_no_dicts_are_refused(entries):
         culstm.Model(spec, entries)
 
 
+def test_model_file_path_with_a_nul_character_is_refused(model, tmp_path):
+    """The C++ library would read the path up to the NUL: here the valid file before it."""
+    path = tmp_path / "m.safetensors"
+    culstm.save_model_file(path, model)
+    for load in (culstm.load_model_file, culstm.import_model_file):
+        with pytest.raises(culstm.InvalidArgumentError, match="NUL"):
+            load(str(path) + "\0ignored")
+    with pytest.raises(culstm.InvalidArgumentError, match="NUL"):
+        culstm.save_model_file(str(path) + "\0ignored", model)
+
+
+class BareDlpack:
+    """An array of another framework that has only the DLPack protocol (no `shape`)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __dlpack__(self, *args, **kwargs):
+        return self.inner.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.inner.__dlpack_device__()
+
+
+def test_x_with_only_dlpack_gets_its_results_or_a_message(model, good):
+    """Results were silently None: the shape to allocate them was read from x.shape only."""
+    with pytest.raises(culstm.InvalidArgumentError, match="pass out="):
+        model.forward(BareDlpack(good["x"]))
+    out = sentinel_outputs()
+    got = model.forward(BareDlpack(good["x"]), out=out)
+    for g, w in zip(got, model.forward(good["x"])):
+        assert np.array_equal(g, w)
+
+
 def test_closed_model_refuses_calls(model, good):
     out = sentinel_outputs()
     model.close()
