@@ -213,7 +213,16 @@ Arg to_arg(const char* what, nb::handle obj, bool output) {
   Arg arg;
   if (obj.is_none()) return arg;
   Array a;
-  if (!nb::try_cast(obj, a, /*convert=*/false)) {
+  // An output is imported as writable memory: nanobind then refuses what its producer marks read-only (a read-only
+  // NumPy array, a memoryview of a bytes object, a DLPack 1.0 tensor flagged read-only) instead of culstm writing
+  // through it. The read-only import after a refusal only tells "read-only" from "not an array".
+  nb::ndarray<> writable;
+  const bool imported = output ? nb::try_cast(obj, writable, /*convert=*/false) : nb::try_cast(obj, a, false);
+  if (output && imported) a = Array(writable);
+  if (!imported && output && nb::try_cast(obj, a, /*convert=*/false)) {
+    fail(StatusCode::kInvalidArgument, std::string(what) + ": the output array is read-only");
+  }
+  if (!imported) {
     std::string why;
     if (nb::hasattr(obj, "__dlpack__")) {
       // A producer that refuses to export (a tensor that requires grad, a meta tensor, ...) says why: pass it on.
@@ -236,14 +245,6 @@ Arg to_arg(const char* what, nb::handle obj, bool output) {
   arg.view.memory = memory_of(what, a);
   arg.view.dtype = dtype_of(what, a);
   check_contiguous(what, a);
-  if (output) {
-    // DLPack has no reliable read-only flag for every producer; NumPy's is checked here so that a read-only
-    // buffer is refused instead of written through.
-    nb::object flags = nb::getattr(obj, "flags", nb::none());
-    if (!flags.is_none() && nb::hasattr(flags, "writeable") && !nb::cast<bool>(flags.attr("writeable"))) {
-      fail(StatusCode::kInvalidArgument, std::string(what) + ": the output array is read-only");
-    }
-  }
   arg.view.rank = static_cast<int>(a.ndim());
   for (size_t i = 0; i < a.ndim(); ++i) arg.view.shape[i] = static_cast<std::int64_t>(a.shape(i));
   arg.view.data = const_cast<void*>(a.data());

@@ -174,6 +174,20 @@ def test_x_with_only_dlpack_gets_its_results_or_a_message(model, good):
         assert np.array_equal(g, w)
 
 
+def test_read_only_buffer_as_output_is_refused_and_not_written(model, good):
+    """A memoryview of a bytes object (immutable) was accepted as y and written through; NumPy's flags were the
+    only read-only check."""
+    y_shape = (T, B, H)
+    frozen = bytes(4 * T * B * H)
+    view = memoryview(frozen).cast("B").cast("f", y_shape)
+    with pytest.raises(culstm.InvalidArgumentError, match="y: the output array is read-only"):
+        model.forward(good["x"], out=(view, None, None))
+    assert frozen == bytes(len(frozen))
+    writable = memoryview(bytearray(len(frozen))).cast("B").cast("f", y_shape)
+    got, _, _ = model.forward(good["x"], out=(writable, None, None))
+    assert got is writable and np.array_equal(np.asarray(writable), model.forward(good["x"])[0])
+
+
 def test_closed_model_refuses_calls(model, good):
     out = sentinel_outputs()
     model.close()
