@@ -592,7 +592,12 @@ NB_MODULE(_culstm, m) {
       auto& classes = error_classes();
       auto it = classes.find(static_cast<int>(e.code));
       PyObject* cls = it != classes.end() ? it->second.ptr() : PyExc_RuntimeError;
-      PyErr_SetString(cls, e.message.c_str());
+      // A message may quote bytes of a corrupt file (a name that is no UTF-8): they show as \xNN escapes.
+      // PyErr_SetString would fail to decode them and raise the class with an empty message.
+      PyObject* text = PyUnicode_DecodeUTF8(e.message.data(), static_cast<Py_ssize_t>(e.message.size()),
+                                            "backslashreplace");
+      PyErr_SetObject(cls, text);
+      Py_XDECREF(text);
     }
   });
 

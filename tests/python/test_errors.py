@@ -1,6 +1,8 @@
 """Bad input from Python: each raises the culstm.Error subclass of its StatusCode, with a message naming the
 argument, and leaves the out= arrays untouched. Nothing crashes the interpreter."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -149,6 +151,17 @@ def test_model_file_path_with_a_nul_character_is_refused(model, tmp_path):
             load(str(path) + "\0ignored")
     with pytest.raises(culstm.InvalidArgumentError, match="NUL"):
         culstm.save_model_file(str(path) + "\0ignored", model)
+
+
+def test_error_message_quoting_bytes_of_a_corrupt_file_is_kept(tmp_path):
+    """An ONNX attribute name that is no UTF-8 (a corrupted file): the error had an empty message, since the
+    library's message could not be decoded."""
+    data = (Path(__file__).parent.parent / "fuzz" / "corpus" / "onnx" / "typed_constants.onnx").read_bytes()
+    assert b"hidden_size" in data
+    path = tmp_path / "corrupt.onnx"
+    path.write_bytes(data.replace(b"hidden_size", b"\xff" * 11, 1))
+    with pytest.raises(culstm.NotSupportedError, match=r"attribute '\\xff.*unknown LSTM attribute"):
+        culstm.import_model_file(path)
 
 
 class BareDlpack:
