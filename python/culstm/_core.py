@@ -345,6 +345,13 @@ class Model:
         if not isinstance(out, (tuple, list)) or len(out) != 3:
             raise error("InvalidArgument", "out: expected (y, h_n, c_n), each an array or None")
         y, h_n, c_n = out
+        for name, a in (("x", x), ("lengths", lengths), ("h0", h0), ("c0", c0), ("y", y), ("h_n", h_n),
+                        ("c_n", c_n)):
+            if _module_of(a) == "torch" and a.is_neg():
+                # PyTorch exports such a view's memory through DLPack without its negation: culstm would read, or
+                # the caller would read back, values of the wrong sign.
+                raise error("InvalidArgument", f"{name}: a PyTorch tensor with its negative bit set (a lazily "
+                                               f"negated view, e.g. z.conj().imag): pass {name}.resolve_neg()")
         allocated = (y is None, h_n is None, c_n is None)
         shape = getattr(x, "shape", None)
         if not _three_sizes(shape) and x is not None:

@@ -336,7 +336,7 @@ class LSTM(nn.Module):
             # PyTorch's lengths are int64 (pack_padded_sequence's); culstm's are int32 on the host. Values out of
             # range stay out of range (the library names them); other dtypes reach the library as they are.
             lengths = lengths.clamp(-1, 2**31 - 1).to(torch.int32)
-        y, h_n, c_n = lstm_op(input.contiguous(), lengths, _contiguous(h0), _contiguous(c0), weights, self._config)
+        y, h_n, c_n = lstm_op(_contiguous(input), lengths, _contiguous(h0), _contiguous(c0), weights, self._config)
         if unbatched:
             y = y.squeeze(0 if self.batch_first else 1)
             h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)
@@ -354,7 +354,7 @@ class LSTM(nn.Module):
             c0 = c0.index_select(1, order) if c0 is not None else None
         spec_batch_first = self.batch_first
         x = padded.transpose(0, 1) if spec_batch_first else padded
-        y, h_n, c_n = lstm_op(x.contiguous(), sorted_lengths.to(torch.int32), _contiguous(h0), _contiguous(c0),
+        y, h_n, c_n = lstm_op(_contiguous(x), sorted_lengths.to(torch.int32), _contiguous(h0), _contiguous(c0),
                               weights, self._config)
         if spec_batch_first:
             y = y.transpose(0, 1)
@@ -365,4 +365,6 @@ class LSTM(nn.Module):
 
 
 def _contiguous(t):
-    return t.contiguous() if t is not None else None
+    """t as the op takes it: dense, and with a lazy negation (the negative bit of a view such as z.conj().imag)
+    applied, as every PyTorch operation sees it (culstm refuses such a tensor: its DLPack export is un-negated)."""
+    return t.resolve_neg().contiguous() if t is not None else None

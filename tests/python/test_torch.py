@@ -259,6 +259,26 @@ def test_arguments_of_the_wrong_python_type_or_range_are_refused():
             m(x, lengths=torch.tensor([2**32 + 1]).numpy())
 
 
+def test_tensor_with_the_negative_bit_is_refused_by_the_core_and_resolved_by_the_module():
+    """z.conj().imag is a lazily negated view; PyTorch's DLPack export hands over its memory un-negated: the core
+    read the values with the wrong sign (found by reading nanobind's import after the randomized test)."""
+    m = culstm.torch.LSTM(1, 4)
+    values = torch.randn(1, 1, 1)
+    negated_view = torch.complex(torch.zeros_like(values), -values).conj().imag  # == values, negative bit set
+    assert negated_view.is_neg() and torch.equal(negated_view, values)
+    with torch.no_grad():
+        want = m(values)
+        got = m(negated_view)
+    assert torch.equal(got[0], want[0])
+    core = culstm.Model(culstm.LstmSpec(1, 4), [{"w_ih": torch.ones(16, 1), "w_hh": torch.ones(16, 4),
+                                                 "b_ih": torch.zeros(16), "b_hh": torch.zeros(16)}])
+    with pytest.raises(culstm.InvalidArgumentError, match=r"x: .*negative bit.*resolve_neg"):
+        core.forward(negated_view)
+    out = torch.full((1, 1, 4), 7.0)
+    with pytest.raises(culstm.InvalidArgumentError, match=r"h_n: .*negative bit"):
+        core.forward(values, out=(None, torch.complex(torch.zeros_like(out), -out).conj().imag, None))
+
+
 def test_core_forward_on_torch_tensors_writes_out_and_refuses_without_writing():
     m = culstm.torch.LSTM(3, 4)
     model = culstm.Model(culstm.LstmSpec(3, 4), [{"w_ih": m.weight_ih_l0.detach(), "w_hh": m.weight_hh_l0.detach(),
