@@ -247,7 +247,10 @@ def array_variant(r, good, what):
         if torch is None or g.dtype.kind not in "fiu":
             return g
         t = torch.from_numpy(g.copy())
-        variant = r.randrange(4)
+        variant = r.randrange(5)
+        if variant == 4 and g.dtype == np.float32:  # the same values as a lazily negated view (negative bit)
+            negated = torch.complex(torch.zeros_like(t), -t).conj().imag
+            return Odd(negated, f"{what}: tensor with the negative bit", plain=g)
         if variant == 1 and t.dim() >= 2:
             return Odd(t.transpose(0, 1).contiguous().transpose(0, 1), f"{what}: transposed tensor", plain=g)
         if variant == 2 and t.dim() >= 1 and t.shape[0] > 0:
@@ -276,7 +279,9 @@ def array_variant(r, good, what):
 
 
 def read_only(value):
-    """Whether an output candidate is memory its owner marked read-only."""
+    """Whether an output candidate is memory its owner marked read-only (or that reads back other values)."""
+    if hasattr(value, "is_neg"):
+        return value.is_neg()
     if isinstance(value, memoryview):
         return value.readonly
     return isinstance(value, np.ndarray) and not value.flags.writeable
