@@ -203,6 +203,34 @@ void check_contiguous(const char* what, const Array& a) {
   }
 }
 
+// nanobind marks a DLPack capsule it consumed as used (renames it) only when it is handed the capsule itself; from
+// the capsule a __dlpack__() call returns it only clears the destructor. A producer that returns one capsule it
+// keeps (a protocol violation, but Python code can do it) would then have its tensor imported, and freed, once per
+// call: a use-after-free. So every array is imported from a capsule exported here, which nanobind renames, and a
+// capsule handed out again is refused as no array. The exports are the ones nanobind asks for: unversioned for
+// reading, versioned (which carries the read-only flag) for writing, the other when that fails; an object without
+// __dlpack__, or whose __dlpack__ fails, is given to nanobind as it is (the buffer protocol).
+nb::object dlpack_source(nb::handle obj, bool writable) {
+  if (PyCapsule_CheckExact(obj.ptr()) || !nb::hasattr(obj, "__dlpack__")) return nb::borrow(obj);
+  nb::object export_fn = obj.attr("__dlpack__");
+  auto attempt = [&](bool versioned) -> nb::object {
+    try {
+      return versioned ? export_fn(nb::arg("max_version") = nb::make_tuple(1, 1)) : export_fn();
+    } catch (const nb::python_error&) {
+      return nb::object();
+    }
+  };
+  nb::object capsule = attempt(writable);
+  if (!capsule.is_valid()) capsule = attempt(!writable);
+  return capsule.is_valid() ? capsule : nb::borrow(obj);
+}
+
+// obj as an nb::ndarray of type A (no conversion), through dlpack_source.
+template <typename A>
+bool import_array(nb::handle obj, A& out, bool writable) {
+  return nb::try_cast(dlpack_source(obj, writable), out, /*convert=*/false);
+}
+
 // One argument of forward(): absent (None) or an array viewed in place.
 struct Arg {
   std::optional<Array> array;
@@ -217,9 +245,9 @@ Arg to_arg(const char* what, nb::handle obj, bool output) {
   // NumPy array, a memoryview of a bytes object, a DLPack 1.0 tensor flagged read-only) instead of culstm writing
   // through it. The read-only import after a refusal only tells "read-only" from "not an array".
   nb::ndarray<> writable;
-  const bool imported = output ? nb::try_cast(obj, writable, /*convert=*/false) : nb::try_cast(obj, a, false);
+  const bool imported = output ? import_array(obj, writable, true) : import_array(obj, a, false);
   if (output && imported) a = Array(writable);
-  if (!imported && output && nb::try_cast(obj, a, /*convert=*/false)) {
+  if (!imported && output && import_array(obj, a, false)) {
     fail(StatusCode::kInvalidArgument, std::string(what) + ": the output array is read-only");
   }
   if (!imported) {
@@ -406,7 +434,7 @@ class PyModel {
     std::optional<Array> caller_workspace;
     if (!workspace.is_none()) {
       Array w;
-      if (!nb::try_cast(workspace, w, /*convert=*/false)) {
+      if (!import_array(workspace, w, false)) {
         fail(StatusCode::kInvalidArgument, "workspace: expected an array (DLPack or buffer protocol)");
       }
       check_contiguous("workspace", w);
@@ -561,7 +589,7 @@ using HostF32 = nb::ndarray<const float, nb::c_contig, nb::device::cpu>;
 void set_weight(Weights& w, int layer, int dir, const std::string& name, nb::handle values) {
   std::vector<float>& field = weight_field(w, layer, dir, name);
   HostF32 a;
-  if (!nb::try_cast(values, a, /*convert=*/false)) {
+  if (!import_array(values, a, false)) {
     fail(StatusCode::kDtypeMismatch, "weights: " + name + " must be a C-contiguous float32 CPU array");
   }
   const std::size_t n = a.size();
@@ -673,7 +701,7 @@ NB_MODULE(_culstm, m) {
   // Python allocates results from when x has no `shape` of its own (a bare DLPack producer).
   m.def("_shape_of", [](nb::handle obj) -> std::optional<std::vector<std::int64_t>> {
     Array a;
-    if (!nb::try_cast(obj, a, /*convert=*/false)) return std::nullopt;
+    if (!import_array(obj, a, false)) return std::nullopt;
     std::vector<std::int64_t> shape;
     for (size_t i = 0; i < a.ndim(); ++i) shape.push_back(static_cast<std::int64_t>(a.shape(i)));
     return shape;

@@ -164,6 +164,34 @@ def test_error_message_quoting_bytes_of_a_corrupt_file_is_kept(tmp_path):
         culstm.import_model_file(path)
 
 
+def test_producer_handing_out_one_capsule_twice_is_refused_not_freed_twice():
+    """A __dlpack__ that returns the capsule it keeps: nanobind imported (and later freed) the same tensor on every
+    import, a segmentation fault within two calls. Run in a child interpreter: a crash fails this test only."""
+    result = run_limited("import numpy as np, culstm\n"
+                         "spec = culstm.LstmSpec(3, 4)\n"
+                         "model = culstm.Model(spec, [{'w_ih': np.ones((16, 3), np.float32),\n"
+                         "                             'w_hh': np.ones((16, 4), np.float32),\n"
+                         "                             'b_ih': np.zeros(16, np.float32), 'b_hh': np.zeros(16, np.float32)}])\n"
+                         "class Reuse:\n"
+                         "    def __init__(self, a):\n"
+                         "        self.capsule = a.__dlpack__()\n"
+                         "    def __dlpack__(self, *args, **kwargs):\n"
+                         "        return self.capsule\n"
+                         "    def __dlpack_device__(self):\n"
+                         "        return (1, 0)\n"
+                         "x = Reuse(np.ones((2, 1, 3), np.float32))\n"
+                         "out = (np.zeros((2, 1, 4), np.float32), np.zeros((1, 1, 4), np.float32),\n"
+                         "       np.zeros((1, 1, 4), np.float32))\n"
+                         "for _ in range(4):\n"
+                         "    try:\n"
+                         "        model.forward(x, out=out)\n"
+                         "    except culstm.InvalidArgumentError as e:\n"
+                         "        print('refused:', e)\n")
+    assert result.returncode == 0, result.stderr
+    # Its one capsule is consumed by the first import (reading x's shape), after which it is no array.
+    assert result.stdout.count("refused: x: expected an array") == 4, result.stdout
+
+
 class BareDlpack:
     """An array of another framework that has only the DLPack protocol (no `shape`)."""
 
