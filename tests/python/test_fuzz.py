@@ -135,6 +135,19 @@ class GarbageDlpack:
         return self.garbage
 
 
+class ReusedCapsule:
+    """Returns the one capsule it keeps on every __dlpack__() call (a protocol violation)."""
+
+    def __init__(self):
+        self.capsule = np.ones((2, 1, 3), np.float32).__dlpack__()
+
+    def __dlpack__(self, *args, **kwargs):
+        return self.capsule
+
+    def __dlpack_device__(self):
+        return (1, 0)
+
+
 class RaisingArray:
     shape = (2, 2, 2)
 
@@ -173,7 +186,7 @@ class WeirdShape:
 def garbage(r):
     choices = [0, -1, 2**70, 1.5, float("nan"), "abc", b"abc", bytearray(b"abcd"), [], [[1.0]], (1, 2),
                {"a": 1}, object(), RaisingDlpack(), GarbageDlpack(r.choice([None, 7, "x", (1,), (99, 0)])),
-               RaisingArray(), GarbageArray(r.choice([None, "x", np.zeros((2, 2, 2), object), 5])),
+               ReusedCapsule(), RaisingArray(), GarbageArray(r.choice([None, "x", np.zeros((2, 2, 2), object), 5])),
                WeirdShape(r.choice([(1, 2, "3"), "abc", (-1, 2, 3), None, (2**70, 1, 1)])), True, array.array("b"),
                memoryview(b"\0" * 16).cast("f"), np.float32(1.0), np.zeros((), np.float32), slice(1)]
     return r.choice(choices)
@@ -342,7 +355,7 @@ def snapshot(value):
 
 def as_bytes(tensor):
     import torch
-    return tensor.detach().reshape(-1).contiguous().view(torch.uint8)
+    return tensor.detach().resolve_neg().reshape(-1).contiguous().view(torch.uint8)
 
 
 def unchanged(value, before):
