@@ -212,10 +212,11 @@ void check_contiguous(const char* what, const Array& a) {
 // __dlpack__, or whose __dlpack__ fails, is given to nanobind as it is (the buffer protocol).
 nb::object dlpack_source(nb::handle obj, bool writable) {
   if (PyCapsule_CheckExact(obj.ptr()) || !nb::hasattr(obj, "__dlpack__")) return nb::borrow(obj);
-  nb::object export_fn = obj.attr("__dlpack__");
   auto attempt = [&](bool versioned) -> nb::object {
     try {
-      return versioned ? export_fn(nb::arg("max_version") = nb::make_tuple(1, 1)) : export_fn();
+      nb::object export_fn = obj.attr("__dlpack__");
+      if (!versioned) return export_fn();
+      return export_fn(nb::arg("max_version") = nb::make_tuple(nb::dlpack::major_version, nb::dlpack::minor_version));
     } catch (const nb::python_error&) {
       return nb::object();
     }
