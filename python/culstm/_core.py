@@ -120,6 +120,9 @@ def _make_weights(spec, layers):
     weights = _culstm._Weights.empty_for(spec)  # InvalidSpecError for a bad spec; nothing allocated yet
     directions = weights.num_directions
     layers = list(layers)
+    # No weight of this spec has more values than W_ih or W_hh at their widest: an array with more is refused before
+    # it is converted (a broadcast array of 2**31 values takes no memory, its float32 copy 8 GiB).
+    largest = 4 * spec.hidden_size * max(spec.input_size, spec.output_size())
     if len(layers) != weights.num_layers * directions:
         raise error("ShapeMismatch", f"weights: expected {weights.num_layers * directions} (layer, direction) "
                                      f"entries for {weights.num_layers} layers x {directions} directions, "
@@ -140,11 +143,14 @@ def _make_weights(spec, layers):
             try:
                 weights.set(layer, direction, name, values)
             except BY_CODE_NAME["DtypeMismatch"]:
-                weights.set(layer, direction, name, _to_f32_host(f"weights[{index}].{name}", values))
+                weights.set(layer, direction, name, _to_f32_host(f"weights[{index}].{name}", values, largest))
     return weights
 
 
-def _to_f32_host(what, values):
+def _to_f32_host(what, values, largest):
+    count = values.numel() if callable(getattr(values, "numel", None)) else getattr(values, "size", None)
+    if isinstance(count, int) and count > largest:
+        raise error("ShapeMismatch", f"{what}: {count} values, more than any weight of this spec has ({largest})")
     try:
         import numpy as np
         return np.ascontiguousarray(np.asarray(values, dtype=np.float32))

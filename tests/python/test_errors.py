@@ -291,6 +291,20 @@ def test_weights_of_the_wrong_count_for_a_huge_spec_are_refused_before_allocatin
     assert "refused: weights: expected 100" in result.stdout
 
 
+def test_a_huge_broadcast_weight_is_refused_before_it_is_converted():
+    """np.broadcast_to of 2**31 values takes no memory; its float32 copy (made for any array that is not already
+    C-contiguous float32) took 8 GiB before the library refused its size: an out-of-memory kill."""
+    result = run_limited("import numpy as np, culstm\n"
+                         "spec = culstm.LstmSpec(3, 4)\n"
+                         "for huge in (np.broadcast_to(np.float32(0), (2**31, 1)), np.broadcast_to(0.0, (2**31,))):\n"
+                         "    try:\n"
+                         "        culstm.Model(spec, [{'w_ih': np.zeros((16, 3), np.float32), 'w_hh': huge}])\n"
+                         "    except culstm.ShapeMismatchError as e:\n"
+                         "        print('refused:', e)\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("refused: weights[0].w_hh: 2147483648 values") == 2, result.stdout
+
+
 def test_a_bad_spec_is_refused_before_its_weights_are_allocated():
     result = run_limited("import culstm\n"
                          "for spec in (culstm.LstmSpec(3, -5), culstm.LstmSpec(3, 5, num_layers=10**9)):\n"
