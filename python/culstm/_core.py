@@ -207,6 +207,11 @@ def _module_of(x):
     return type(x).__module__.split(".")[0]
 
 
+def _torch_tensor(x):
+    """Whether x is a PyTorch tensor (torch also has other types: torch.Size, torch.dtype, ...)."""
+    return _module_of(x) == "torch" and isinstance(x, sys.modules["torch"].Tensor)
+
+
 def _empty_like(x, shape):
     """An uninitialized array of x's framework, dtype and device: where results go when out= does not say."""
     framework = _module_of(x)
@@ -249,7 +254,7 @@ def _stream_handle(stream, x):
     else 0 (the legacy default stream; the reference backend ignores it)."""
     if stream is None:
         framework = _module_of(x)
-        if framework == "torch" and x.is_cuda:
+        if _torch_tensor(x) and x.is_cuda:
             return sys.modules["torch"].cuda.current_stream(x.device).cuda_stream
         if framework == "cupy":
             return sys.modules["cupy"].cuda.get_current_stream().ptr
@@ -270,7 +275,7 @@ def _torch_allocation_stream(x, stream, handle):
     hands it, once freed, to the next allocation on that stream without waiting: memory allocated on the current
     stream but used by a call on another stream (the workspace is freed as forward() returns) could be handed out
     again while that call still runs."""
-    if stream is None or _module_of(x) != "torch" or not x.is_cuda:
+    if stream is None or not _torch_tensor(x) or not x.is_cuda:
         return contextlib.nullcontext()
     torch = sys.modules["torch"]
     if handle == torch.cuda.current_stream(x.device).cuda_stream:
@@ -335,7 +340,7 @@ class Model:
         arrays to write (None entries are allocated in x's framework and device). On CUDA the work is enqueued on
         `stream` (default: the current stream of x's framework) without synchronizing. On failure nothing is
         written."""
-        if _module_of(x) == "torch" and x.is_cuda and x.device.index != sys.modules["torch"].cuda.current_device():
+        if _torch_tensor(x) and x.is_cuda and x.device.index != sys.modules["torch"].cuda.current_device():
             # PyTorch exports (__dlpack__) only tensors of the current device (BufferError otherwise), as the
             # extension's views of every array need: the call runs with x's device current, as nn.LSTM's does.
             with sys.modules["torch"].cuda.device(x.device):
@@ -353,7 +358,7 @@ class Model:
         y, h_n, c_n = out
         for name, a in (("x", x), ("lengths", lengths), ("h0", h0), ("c0", c0), ("y", y), ("h_n", h_n),
                         ("c_n", c_n)):
-            if _module_of(a) == "torch" and a.is_neg():
+            if _torch_tensor(a) and a.is_neg():
                 # PyTorch exports such a view's memory through DLPack without its negation: culstm would read, or
                 # the caller would read back, values of the wrong sign.
                 raise error("InvalidArgument", f"{name}: a PyTorch tensor with its negative bit set (a lazily "
@@ -372,7 +377,7 @@ class Model:
                 shapes = result_shapes(self._spec, shape)
                 y, h_n, c_n = (a if a is not None else _empty_like(x, s) for a, s in zip((y, h_n, c_n), shapes))
             workspace = None
-            if shape is not None and len(shape) == 3 and _module_of(x) == "torch" and x.is_cuda:
+            if shape is not None and len(shape) == 3 and _torch_tensor(x) and x.is_cuda:
                 workspace = self._torch_workspace(x, shape)
         self._model.forward(x, lengths, h0, c0, y, h_n, c_n, workspace, handle, padding_value)
         return tuple(_in_framework(x, r) if a else r for r, a in zip((y, h_n, c_n), allocated))

@@ -257,6 +257,14 @@ def test_arguments_of_the_wrong_python_type_or_range_are_refused():
         # An int64 array of lengths is range-checked, not wrapped to int32 (2**32 + 1 would read as 1).
         with pytest.raises(culstm.LengthOutOfRangeError, match="lengths"):
             m(x, lengths=torch.tensor([2**32 + 1]).numpy())
+    # torch objects that are no tensors (torch.Size has module "torch") reach the core's own message, not
+    # AttributeError from reading .is_cuda.
+    core = culstm.Model(culstm.LstmSpec(3, 4), [{"w_ih": torch.ones(16, 3), "w_hh": torch.ones(16, 4),
+                                                 "b_ih": torch.zeros(16), "b_hh": torch.zeros(16)}])
+    with pytest.raises(culstm.InvalidArgumentError, match="x: expected an array"):
+        core.forward(torch.Size([2, 1, 3]), stream=0)
+    with pytest.raises(culstm.InvalidArgumentError, match="h0: expected an array"):
+        core.forward(x.numpy(), h0=torch.Size([1, 1, 4]))
 
 
 def test_tensor_with_the_negative_bit_is_refused_by_the_core_and_resolved_by_the_module():
