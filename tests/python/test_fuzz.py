@@ -189,6 +189,9 @@ def garbage(r):
                ReusedCapsule(), RaisingArray(), GarbageArray(r.choice([None, "x", np.zeros((2, 2, 2), object), 5])),
                WeirdShape(r.choice([(1, 2, "3"), "abc", (-1, 2, 3), None, (2**70, 1, 1)])), True, array.array("b"),
                memoryview(b"\0" * 16).cast("f"), np.float32(1.0), np.zeros((), np.float32), slice(1)]
+    torch = import_torch()
+    if torch is not None:  # torch objects that are no tensors
+        choices += [torch.Size([2, 1, 3]), torch.float32, torch.device("cpu"), torch.nn.Linear(1, 1)]
     return r.choice(choices)
 
 
