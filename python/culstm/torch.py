@@ -346,6 +346,7 @@ class LSTM(nn.Module):
         # Sorted (longest first) padded [T, B, I] and its lengths straight from the packed layout; the states
         # follow the batch order with sorted_indices, as nn.LSTM's permute_hidden does; culstm runs each
         # sequence to its own length, and the output is packed back with the input's batch_sizes and indices.
+        _check_packed(packed)
         padded, sorted_lengths = torch._pad_packed_sequence(packed.data, packed.batch_sizes, False, 0.0,
                                                             packed.batch_sizes.numel())
         order, unorder = packed.sorted_indices, packed.unsorted_indices
@@ -362,6 +363,37 @@ class LSTM(nn.Module):
         if unorder is not None:
             h_n, c_n = h_n.index_select(1, unorder), c_n.index_select(1, unorder)
         return PackedSequence(data, batch_sizes, order, unorder), (h_n, c_n)
+
+
+def _check_packed(packed):
+    """A PackedSequence can be built by hand with anything in it, and PyTorch's unpacking trusts it: negative batch
+    sizes made torch._pad_packed_sequence free an invalid pointer (the interpreter aborted). What
+    pack_padded_sequence makes is checked here: data [sum(batch_sizes), I]; batch_sizes a 1-D int64 CPU tensor of
+    positive, non-increasing sizes; the indices 1-D int64 of batch_sizes[0] elements, permutations of the batch
+    (their values checked where they are on the CPU: on CUDA that would synchronize every call)."""
+    data, sizes = packed.data, packed.batch_sizes
+    if not isinstance(sizes, torch.Tensor) or sizes.dim() != 1 or sizes.dtype != torch.int64 or \
+            sizes.device.type != "cpu" or sizes.numel() == 0:
+        raise error("InvalidArgument", "input: a PackedSequence's batch_sizes must be a non-empty 1-D int64 CPU "
+                                       "tensor (as pack_padded_sequence makes)")
+    if sizes[-1] < 1 or (sizes.numel() > 1 and bool((sizes[1:] > sizes[:-1]).any())):
+        raise error("InvalidArgument", f"input: a PackedSequence's batch_sizes must be positive and non-increasing, "
+                                       f"got {sizes.tolist()}")
+    if not isinstance(data, torch.Tensor) or data.dim() != 2 or data.shape[0] != int(sizes.sum()):
+        raise error("ShapeMismatch", f"input: a PackedSequence's data must be [sum(batch_sizes) = {int(sizes.sum())}, "
+                                     f"input_size], got {tuple(getattr(data, 'shape', ()))}")
+    batch = int(sizes[0])
+    for name in ("sorted_indices", "unsorted_indices"):
+        index = getattr(packed, name)
+        if index is None:
+            continue
+        if not isinstance(index, torch.Tensor) or index.dim() != 1 or index.dtype != torch.int64 or \
+                index.numel() != batch or index.device != data.device:
+            raise error("InvalidArgument", f"input: a PackedSequence's {name} must be a 1-D int64 tensor of "
+                                           f"{batch} elements on {data.device}")
+        if index.device.type == "cpu" and not torch.equal(index.sort().values, torch.arange(batch)):
+            raise error("InvalidArgument", f"input: a PackedSequence's {name} must be a permutation of "
+                                           f"0..{batch - 1}, got {index.tolist()}")
 
 
 def _contiguous(t):

@@ -287,6 +287,30 @@ def test_tensor_with_the_negative_bit_is_refused_by_the_core_and_resolved_by_the
         core.forward(values, out=(None, torch.complex(torch.zeros_like(out), -out).conj().imag, None))
 
 
+def test_hand_built_packed_sequence_with_bad_sizes_or_indices_is_refused():
+    """PyTorch's unpacking trusts a PackedSequence: negative batch sizes made it free an invalid pointer (the
+    interpreter aborted); other bad ones raised PyTorch's RuntimeError."""
+    from torch.nn.utils.rnn import PackedSequence
+    m = culstm.torch.LSTM(3, 4)
+    data = torch.randn(3, 3)
+    bad = [(culstm.InvalidArgumentError, PackedSequence(data, torch.tensor([2, -1]))),
+           (culstm.InvalidArgumentError, PackedSequence(data, torch.tensor([1, 2]))),
+           (culstm.InvalidArgumentError, PackedSequence(data, torch.tensor([2, 1], dtype=torch.int32))),
+           (culstm.InvalidArgumentError, PackedSequence(data[:0], torch.tensor([], dtype=torch.int64))),
+           (culstm.ShapeMismatchError, PackedSequence(data, torch.tensor([5, 1]))),
+           (culstm.ShapeMismatchError, PackedSequence(data[:, 0], torch.tensor([2, 1]))),
+           (culstm.InvalidArgumentError, PackedSequence(data, torch.tensor([2, 1]), torch.tensor([5, 7]),
+                                                        torch.tensor([0, 1]))),
+           (culstm.InvalidArgumentError, PackedSequence(data, torch.tensor([2, 1]), torch.tensor([0, 0]),
+                                                        torch.tensor([0, 1])))]
+    with torch.no_grad():
+        for exception, packed in bad:
+            with pytest.raises(exception, match="PackedSequence"):
+                m(packed)
+        good = PackedSequence(data, torch.tensor([2, 1]), torch.tensor([1, 0]), torch.tensor([1, 0]))
+        assert m(good)[0].data.shape == (3, 4)
+
+
 def test_core_forward_on_torch_tensors_writes_out_and_refuses_without_writing():
     m = culstm.torch.LSTM(3, 4)
     model = culstm.Model(culstm.LstmSpec(3, 4), [{"w_ih": m.weight_ih_l0.detach(), "w_hh": m.weight_hh_l0.detach(),
