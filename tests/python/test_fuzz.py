@@ -184,7 +184,7 @@ class WeirdShape:
 
 
 def garbage(r):
-    choices = [0, -1, 2**70, 1.5, float("nan"), "abc", b"abc", bytearray(b"abcd"), [], [[1.0]], (1, 2),
+    choices = [0, -1, 2**70, 1.5, float("nan"), "abc", b"abc", bytearray(b"abcd"), [], [[1.0]], (1, "2"),
                {"a": 1}, object(), RaisingDlpack(), GarbageDlpack(r.choice([None, 7, "x", (1,), (99, 0)])),
                ReusedCapsule(), RaisingArray(), GarbageArray(r.choice([None, "x", np.zeros((2, 2, 2), object), 5])),
                WeirdShape(r.choice([(1, 2, "3"), "abc", (-1, 2, 3), None, (2**70, 1, 1)])), True, array.array("b"),
