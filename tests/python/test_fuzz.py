@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 CORPUS = HERE.parent / "fuzz" / "corpus"
 SENTINEL = 12345.0
 DEFAULT_SEEDS = range(1, 5)
-DEFAULT_CASES = 120
+DEFAULT_CASES = 100
 
 
 # ---------------------------------------------------------------------------------------------------------------
