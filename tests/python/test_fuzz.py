@@ -139,7 +139,7 @@ class ReusedCapsule:
     """Returns the one capsule it keeps on every __dlpack__() call (a protocol violation)."""
 
     def __init__(self):
-        self.capsule = np.ones((2, 1, 3), np.float32).__dlpack__()
+        self.capsule = np.ones((1, 1, 1, 1, 1), np.float32).__dlpack__()  # rank 5: valid for no argument
 
     def __dlpack__(self, *args, **kwargs):
         return self.capsule
