@@ -68,3 +68,17 @@ def run_in_threads(worker, count=4):
         t.join()
     if errors:
         raise errors[0]
+
+
+class DlpackOnly:
+    """An array of 'another framework' that has only the DLPack protocol (no `shape`, no buffer): it exports the
+    capsule of the array it wraps."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __dlpack__(self, *args, **kwargs):
+        return self.inner.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.inner.__dlpack_device__()

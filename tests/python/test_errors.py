@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import culstm
-from conftest import random_model
+from conftest import DlpackOnly, random_model
 
 T, B, I, H, L = 5, 3, 3, 4, 2
 SENTINEL = 12345.0
@@ -191,25 +191,12 @@ def test_producer_handing_out_one_capsule_twice_is_refused_not_freed_twice():
     assert result.stdout.count("refused: x: expected an array") == 4, result.stdout
 
 
-class BareDlpack:
-    """An array of another framework that has only the DLPack protocol (no `shape`)."""
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    def __dlpack__(self, *args, **kwargs):
-        return self.inner.__dlpack__(*args, **kwargs)
-
-    def __dlpack_device__(self):
-        return self.inner.__dlpack_device__()
-
-
 def test_x_with_only_dlpack_gets_its_results_or_a_message(model, good):
     """Results were silently None: the shape to allocate them was read from x.shape only."""
     with pytest.raises(culstm.InvalidArgumentError, match="pass out="):
-        model.forward(BareDlpack(good["x"]))
+        model.forward(DlpackOnly(good["x"]))
     out = sentinel_outputs()
-    got = model.forward(BareDlpack(good["x"]), out=out)
+    got = model.forward(DlpackOnly(good["x"]), out=out)
     for g, w in zip(got, model.forward(good["x"])):
         assert np.array_equal(g, w)
 

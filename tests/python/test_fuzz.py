@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from conftest import DlpackOnly
+
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE.parent / "fuzz" / "corpus"
 SENTINEL = 12345.0
@@ -163,19 +165,6 @@ class GarbageArray:
         return self.garbage
 
 
-class DlpackOf:
-    """Exports another array's DLPack capsule: a producer from 'another framework' with the same values."""
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    def __dlpack__(self, *args, **kwargs):
-        return self.inner.__dlpack__(*args, **kwargs)
-
-    def __dlpack_device__(self):
-        return self.inner.__dlpack_device__()
-
-
 class WeirdShape:
     """Has a `shape` that is not a tuple of ints."""
 
@@ -257,7 +246,7 @@ def array_variant(r, good, what):
     if kind == 14:  # a memoryview (buffer protocol)
         return Odd(memoryview(g.copy()), f"{what}: memoryview", plain=g)
     if kind == 15:  # another framework's DLPack producer with the same values
-        return Odd(DlpackOf(g.copy()), f"{what}: DLPack producer", plain=g)
+        return Odd(DlpackOnly(g.copy()), f"{what}: DLPack producer", plain=g)
     if kind == 16:  # PyTorch CPU tensor
         torch = import_torch()
         if torch is None or g.dtype.kind not in "fiu":
