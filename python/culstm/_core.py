@@ -377,7 +377,7 @@ class Model:
                 shapes = result_shapes(self._spec, shape)
                 y, h_n, c_n = (a if a is not None else _empty_like(x, s) for a, s in zip((y, h_n, c_n), shapes))
             workspace = None
-            if shape is not None and len(shape) == 3 and _torch_tensor(x) and x.is_cuda:
+            if _three_sizes(shape) and _torch_tensor(x) and x.is_cuda:
                 workspace = self._torch_workspace(x, shape)
         self._model.forward(x, lengths, h0, c0, y, h_n, c_n, workspace, handle, padding_value)
         return tuple(_in_framework(x, r) if a else r for r, a in zip((y, h_n, c_n), allocated))

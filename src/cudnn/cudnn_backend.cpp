@@ -119,10 +119,13 @@ struct Outcome {
   std::array<char, 240> what{};  // "cudnnRNNForward: CUDNN_STATUS_NOT_SUPPORTED (...)"
 
   bool ok() const { return status == CUDNN_STATUS_SUCCESS; }
-  bool is_refusal(CudnnAlgo algo) const { return refused(status, to_cudnn(algo)); }
-  // cudnnBuildRNNDynamic failed (e.g. no NVRTC at run time, or its compile failed), whatever the status: the
-  // algorithm cannot be used here, which forward reports as NotSupported (docs/cudnn_backend.md).
-  bool build_failed() const { return std::strncmp(what.data(), "cudnnBuildRNNDynamic", 20) == 0; }
+  // cuDNN refuses (NotSupported), not fails: a not-supported code for this algorithm, or a failed
+  // cudnnBuildRNNDynamic whatever its status (e.g. no NVRTC at run time, or its compile failed), which means the
+  // algorithm cannot be used here (docs/cudnn_backend.md). Only persist_dynamic builds, on every path that sizes
+  // or runs it.
+  bool is_refusal(CudnnAlgo algo) const {
+    return refused(status, to_cudnn(algo)) || std::strncmp(what.data(), "cudnnBuildRNNDynamic", 20) == 0;
+  }
   std::string text() const { return std::string(what.data()); }
   static Outcome of(cudnnStatus_t st, const char* call) {
     Outcome o;
@@ -1095,9 +1098,7 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, con
   if (algo != CudnnAlgo::kAuto) {
     const int a = algo_index(algo);
     if (!sizes.legal[a]) {
-      // Sizing persist_dynamic builds the Model's descriptor first: a failed build is the same refusal here as in
-      // this Context's own build below.
-      const bool refusal = sizes.outcome[a].is_refusal(algo) || sizes.outcome[a].build_failed();
+      const bool refusal = sizes.outcome[a].is_refusal(algo);
       return error(refusal ? StatusCode::kNotSupported : StatusCode::kCudnnError,
                    "backend cudnn: options.cudnn_algo = ", cudnn_algo_name(algo),
                    refusal ? ": cuDNN refuses B=" : ": cuDNN failed to size B=", B, " T=", T, ": ",
@@ -1203,7 +1204,7 @@ Status CudnnBackend::forward(ContextImpl& ctx_base, const ForwardArgs& args, con
     CULSTM_RETURN_IF_ERROR(run(ctx, *me, algo, call, &o));
   }
   if (!o.ok()) {
-    if (o.is_refusal(algo) || o.build_failed()) {
+    if (o.is_refusal(algo)) {
       return error(StatusCode::kNotSupported, "backend cudnn: ", cudnn_algo_name(algo),
                    options_.cudnn_algo == CudnnAlgo::kAuto ? " (auto's choice)" : " (options.cudnn_algo)",
                    " refuses B=", B, " T=", T, " with these lengths: ", o.text());
